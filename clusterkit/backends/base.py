@@ -1,0 +1,174 @@
+"""What every backend provides, and the helpers they share.
+
+A backend *states data* (its name, default ports, the programs it runs, how to
+probe and how to read status); runtimes (local processes, compose,
+testcontainers) use that data and never special-case a backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import IO, Any, TypeVar
+
+from clusterkit.errors import InvalidValue, NodeStartError, PortInUse
+from clusterkit.status import ClusterStatus
+
+T = TypeVar("T")
+
+_ADDRESS_RE = re.compile(r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/\s]+)(?::(?P<port>\d+))?/?$")
+
+
+def parse_address(address: str, default_port: int, scheme: str | None = None) -> tuple[str, int]:
+    """Split ``[scheme://]host[:port]`` into ``(host, port)``.
+
+    Host names (``scheduler:8786``) work as well as IPv4 and bracketed IPv6.
+
+    >>> parse_address("tcp://scheduler:8786", 8786, "tcp")
+    ('scheduler', 8786)
+    >>> parse_address("10.0.0.5", 7077, "spark")
+    ('10.0.0.5', 7077)
+    """
+    match = _ADDRESS_RE.match(str(address).strip())
+    if not match:
+        raise InvalidValue(
+            f"address: {address!r} is not valid; expected host:port, e.g. 127.0.0.1:{default_port}"
+        )
+    given = match.group("scheme")
+    if given and scheme and given != scheme:
+        raise InvalidValue(
+            f"address: {address!r} has scheme {given!r}; expected {scheme}://host:port"
+        )
+    port = int(match.group("port") or default_port)
+    if not 1 <= port <= 65535:
+        raise InvalidValue(f"address: {address!r} has port {port}; expected 1 to 65535")
+    return match.group("host").strip("[]"), port
+
+
+def format_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    """Raise ``PortInUse`` if ``host:port`` cannot be bound now.
+
+    Checked before starting anything, because Spark silently moves to the next
+    port and Dask fails deep inside its start-up.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # As servers do: a port in TIME_WAIT is free, one with a listener is not.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortInUse(
+                    f"{what} port {port} on {host} is already in use; stop what holds it "
+                    f"(e.g. `ss -ltnp 'sport = :{port}'`) or choose another port"
+                ) from e
+            raise
+
+
+def loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller
+            box["error"] = e
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def launch(
+    argv: Sequence[str],
+    *,
+    detach: bool,
+    env: Mapping[str, str] | None = None,
+    log: IO[bytes] | None = None,
+) -> subprocess.Popen[bytes] | None:
+    """Run a node program: replace this process, or start it in its own session.
+
+    ``detach=False`` is what a container's main process does (exec, so signals
+    reach the program directly); ``detach=True`` is the local runtime's way.
+    """
+    full_env = {**os.environ, **(env or {})}
+    if not detach:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execvpe(argv[0], list(argv), full_env)
+        except OSError as e:
+            raise NodeStartError(f"cannot run {argv[0]!r}: {e.strerror}") from e
+    try:
+        return subprocess.Popen(
+            list(argv),
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise NodeStartError(f"cannot run {argv[0]!r}: {e.strerror}") from e
+
+
+class Backend:
+    """The seed API plus the data runtimes need. Subclasses set the data."""
+
+    name: str = ""
+    scheme: str = ""
+    scheduler_port: int = 0
+    dashboard_port: int = 0
+    #: Where each node image keeps its interpreter; executors use it.
+    image_python = "/opt/venv/bin/python"
+
+    def start_scheduler(self, address: str | None = None, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def start_worker(self, scheduler_address: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def connect_to_scheduler(self, address: str, timeout: float = 30, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def report_status(self, address: str | None = None, **kwargs: Any) -> ClusterStatus:
+        raise NotImplementedError
+
+    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
+        """Workers the scheduler has registered; raises ``NotReady`` if it does not answer."""
+        raise NotImplementedError
+
+    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
+        """Status read over the protocol, without keeping a client open."""
+        raise NotImplementedError
+
+    def probe(self, role: str, **kwargs: Any) -> str:
+        """Health check spoken in the backend's protocol; returns a short 'ok' line."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<clusterkit {self.name} backend>"

@@ -1,0 +1,262 @@
+"""Dask: a ``distributed`` scheduler and workers, and a client that finds them.
+
+    >>> from clusterkit import dask
+    >>> client = dask.connect_to_scheduler("127.0.0.1:8786", timeout=30)  # doctest: +SKIP
+    >>> dask.report_status().workers  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from clusterkit.backends.base import (
+    Backend,
+    ensure_port_free,
+    format_host,
+    launch,
+    parse_address,
+    run_async,
+)
+from clusterkit.errors import ClusterUnavailable
+from clusterkit.spec import parse_memory
+from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
+from clusterkit.waiting import NotReady, wait_for
+
+_CONNECT_HINT = (
+    "Is the cluster up (`clusterkit status`)? Start it with `clusterkit up`, "
+    "or check the host and port"
+)
+
+
+async def _identity(address: str, timeout: float) -> dict[str, Any]:
+    from distributed.core import rpc
+
+    async with rpc(address, timeout=timeout) as scheduler:
+        return await scheduler.identity()
+
+
+class DaskBackend(Backend):
+    """Dask through ``distributed``; the seed API as methods of one ready object."""
+
+    name = "dask"
+    scheme = "tcp"
+    scheduler_port = 8786
+    dashboard_port = 8787
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._dashboard_url: str | None = None
+
+    # -- programs -------------------------------------------------------------
+
+    def scheduler_argv(self, host: str | None, port: int, dashboard_port: int) -> list[str]:
+        argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port)]
+        if host:
+            argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:{dashboard_port}"]
+        else:
+            argv += ["--dashboard-address", f":{dashboard_port}"]
+        return argv
+
+    def worker_argv(
+        self,
+        scheduler_address: str,
+        *,
+        cores: int,
+        memory: int,
+        name: str | None,
+        host: str | None,
+    ) -> list[str]:
+        shost, sport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
+        argv = [
+            sys.executable, "-m", "distributed.cli.dask_worker",
+            f"tcp://{format_host(shost)}:{sport}",
+            "--nthreads", str(cores),
+            "--memory-limit", str(memory),
+            "--nworkers", "1",
+            # A worker whose scheduler is gone for a minute exits, not lingers.
+            "--death-timeout", "60",
+        ]  # fmt: skip
+        if name:
+            argv += ["--name", name]
+        if host:
+            argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:0"]
+        return argv
+
+    # -- the seed API ----------------------------------------------------------
+
+    def start_scheduler(
+        self,
+        address: str | None = None,
+        *,
+        dashboard_port: int | None = None,
+        detach: bool = False,
+        log: IO[bytes] | None = None,
+    ) -> Any:
+        """Run a Dask scheduler at ``address`` (``host:port``; empty host = all interfaces).
+
+        With ``detach=False`` (the default, as inside a container) this process
+        becomes the scheduler; with ``detach=True`` a ``Popen`` is returned.
+        Raises ``PortInUse`` before starting if a port is taken.
+        """
+        host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
+        dashboard_port = dashboard_port or self.dashboard_port
+        bind = None if host in ("0.0.0.0", "", "*") else host
+        ensure_port_free(bind or "0.0.0.0", port, "scheduler")
+        ensure_port_free(bind or "0.0.0.0", dashboard_port, "dashboard")
+        return launch(self.scheduler_argv(bind, port, dashboard_port), detach=detach, log=log)
+
+    def start_worker(
+        self,
+        scheduler_address: str,
+        *,
+        cores: int = 1,
+        memory: int | str = "1g",
+        name: str | None = None,
+        host: str | None = None,
+        detach: bool = False,
+        log: IO[bytes] | None = None,
+    ) -> Any:
+        """Run one Dask worker (behind a nanny) that joins ``scheduler_address``."""
+        argv = self.worker_argv(
+            scheduler_address, cores=cores, memory=parse_memory(memory), name=name, host=host
+        )
+        return launch(argv, detach=detach, log=log)
+
+    def connect_to_scheduler(
+        self,
+        address: str = f"127.0.0.1:{8786}",
+        timeout: float = 30,
+        *,
+        dashboard_url: str | None = None,
+        **client_kwargs: Any,
+    ) -> Any:
+        """Return a ``distributed.Client``, retrying with backoff until ``timeout``.
+
+        Results travel through the scheduler, so workers need not be reachable
+        from here (they may sit on a container network).
+
+        Raises:
+            ClusterUnavailable: naming the address, attempts, time and last error.
+        """
+        from distributed import Client
+
+        host, port = parse_address(address, self.scheduler_port, self.scheme)
+        url = f"tcp://{format_host(host)}:{port}"
+
+        def attempt() -> Any:
+            return Client(url, timeout=5, set_as_default=True, **client_kwargs)
+
+        client = wait_for(
+            attempt,
+            what=f"the Dask scheduler at {url}",
+            timeout=timeout,
+            interval=0.2,
+            retry_on=(OSError, TimeoutError),
+            error=ClusterUnavailable,
+            hint=_CONNECT_HINT,
+        )
+        self._client = client
+        self._dashboard_url = dashboard_url
+        return client
+
+    def report_status(
+        self, address: str | None = None, *, client: Any = None, dashboard_url: str | None = None
+    ) -> ClusterStatus:
+        """Status of the cluster behind ``client`` (default: the last connection)."""
+        if client is None and address is not None:
+            client = self.connect_to_scheduler(address, timeout=10)
+        client = client or self._client
+        if client is None:
+            raise ClusterUnavailable(
+                "no Dask cluster to report on: call connect_to_scheduler(address) first "
+                "or pass an address"
+            )
+        info = client.scheduler_info(n_workers=-1)
+        workers = tuple(
+            WorkerStatus(
+                name=str(w.get("name", addr)),
+                address=addr,
+                cores=int(w.get("nthreads", 0)),
+                memory=int(w.get("memory_limit") or 0),
+                state=str(w.get("status", "running")).upper(),
+            )
+            for addr, w in info.get("workers", {}).items()
+        )
+        return ClusterStatus(
+            backend=self.name,
+            scheduler_address=client.scheduler.address,
+            state="RUNNING" if client.status == "running" else str(client.status).upper(),
+            dashboard_url=dashboard_url or self._dashboard_url or client.dashboard_link,
+            workers=workers,
+            versions=self.node_versions(client),
+        )
+
+    # -- what runtimes use -------------------------------------------------------
+
+    def node_versions(self, client: Any) -> dict[str, dict[str, str]]:
+        """Versions of the client, scheduler and every worker, keyed by worker name."""
+        versions = {"client": local_versions()}
+        try:
+            versions["scheduler"] = client.run_on_scheduler(local_versions)
+            names = {a: str(w.get("name", a)) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+            for addr, found in client.run(local_versions).items():
+                versions[names.get(addr, addr)] = found
+        except Exception:  # noqa: BLE001 - nodes without clusterkit: fall back
+            raw = client.get_versions(check=False)
+            versions["scheduler"] = _flatten(raw.get("scheduler", {}))
+            for addr, found in raw.get("workers", {}).items():
+                versions[addr] = _flatten(found)
+        return versions
+
+    def _identity(self, host: str, port: int) -> dict[str, Any]:
+        try:
+            return run_async(_identity(f"tcp://{format_host(host)}:{port}", timeout=3))
+        except (OSError, TimeoutError) as e:
+            raise NotReady(f"scheduler at {host}:{port} does not answer ({e})") from e
+
+    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
+        return len(self._identity(host, scheduler_port).get("workers", {}))
+
+    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
+        info = self._identity(host, scheduler_port)
+        workers = tuple(
+            WorkerStatus(
+                name=str(w.get("name", addr)),
+                address=addr,
+                cores=int(w.get("nthreads", 0)),
+                memory=int(w.get("memory_limit") or 0),
+                state=str(w.get("status", "running")).upper(),
+            )
+            for addr, w in info.get("workers", {}).items()
+        )
+        return ClusterStatus(
+            backend=self.name,
+            scheduler_address=f"{format_host(host)}:{scheduler_port}",
+            state="RUNNING",
+            dashboard_url=f"http://{format_host(host)}:{dashboard_port}/status",
+            workers=workers,
+            versions={"client": local_versions()},
+        )
+
+    def probe(self, role: str, *, scheduler: str, name: str | None = None, **_: Any) -> str:
+        """Scheduler: answers ``identity``. Worker: the scheduler lists ``name`` as running."""
+        host, port = parse_address(scheduler, self.scheduler_port, self.scheme)
+        info = self._identity(host, port)
+        if role == "scheduler":
+            return f"ok: scheduler with {len(info.get('workers', {}))} workers"
+        for addr, w in info.get("workers", {}).items():
+            if name in (None, str(w.get("name")), addr):
+                return f"ok: worker {w.get('name')} at {addr}"
+        raise NotReady(f"worker {name!r} is not registered with {host}:{port}")
+
+
+def _flatten(raw: dict[str, Any]) -> dict[str, str]:
+    found = {k: str(v) for k, v in raw.get("packages", {}).items() if v is not None}
+    python = raw.get("host", {}).get("python")
+    if python:
+        found["python"] = str(python).split()[0]
+    return found
+
+
+backend = DaskBackend()

@@ -1,0 +1,352 @@
+"""Spark standalone: a master and workers from the PyPI ``pyspark`` package.
+
+The pyspark wheel carries Spark itself but no ``start-master.sh``; the master
+and workers run as ``spark-class org.apache.spark.deploy.master.Master`` and
+``...worker.Worker``, with ``SPARK_HOME`` set to the pyspark package folder.
+
+    >>> from clusterkit import spark
+    >>> session = spark.connect_to_scheduler("127.0.0.1:7077")  # doctest: +SKIP
+    >>> session.sparkContext.parallelize(range(10)).sum()  # doctest: +SKIP
+    45
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from clusterkit.backends.base import (
+    Backend,
+    ensure_port_free,
+    format_host,
+    launch,
+    loopback,
+    parse_address,
+)
+from clusterkit.errors import ClusterUnavailable
+from clusterkit.spec import format_memory, parse_memory
+from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
+from clusterkit.waiting import NotReady, wait_for
+
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+
+_CONNECT_HINT = (
+    "Is the cluster up (`clusterkit status`)? Start it with `clusterkit up --backend spark`, "
+    "or check the host and port"
+)
+
+
+def spark_home() -> Path:
+    """The pyspark package folder, which is a complete ``SPARK_HOME``."""
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def spark_env(work_dir: str | None = None) -> dict[str, str]:
+    """Environment for ``spark-class``: where Spark is and where it may write."""
+    home = spark_home()
+    scratch = Path(work_dir or os.environ.get("SPARK_WORKER_DIR") or tempfile.gettempdir())
+    env = {
+        "SPARK_HOME": str(home),
+        "SPARK_WORKER_DIR": str(scratch / "work"),
+        "SPARK_LOG_DIR": str(scratch / "logs"),
+        "SPARK_LOCAL_DIRS": str(scratch / "local"),
+        # Executors launched by a worker run this interpreter unless the driver says otherwise.
+        "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
+    }
+    return env
+
+
+def _fetch_json(url: str, timeout: float = 3) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
+            return json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise NotReady(f"{url} does not answer ({getattr(e, 'reason', e)})") from e
+
+
+def _route_address(host: str, port: int) -> str:
+    """This machine's address on the route to ``host`` (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((host, port))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+class SparkBackend(Backend):
+    """Spark standalone; the seed API as methods of one ready object."""
+
+    name = "spark"
+    scheme = "spark"
+    scheduler_port = 7077
+    dashboard_port = 8080
+
+    def __init__(self) -> None:
+        self._session: Any = None
+        self._ui_url: str | None = None
+        self._master: tuple[str, int] | None = None
+
+    # -- programs -------------------------------------------------------------
+
+    def spark_class(self) -> str:
+        return str(spark_home() / "bin" / "spark-class")
+
+    def scheduler_argv(self, host: str | None, port: int, dashboard_port: int) -> list[str]:
+        argv = [self.spark_class(), MASTER_CLASS, "--port", str(port), "--webui-port", str(dashboard_port)]
+        if host:
+            argv += ["--host", host]
+        return argv
+
+    def worker_argv(
+        self,
+        scheduler_address: str,
+        *,
+        cores: int,
+        memory: int,
+        name: str | None,
+        host: str | None,
+        webui_port: int = 8081,
+        work_dir: str | None = None,
+    ) -> list[str]:
+        mhost, mport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
+        argv = [
+            self.spark_class(), WORKER_CLASS,
+            "--cores", str(cores),
+            "--memory", format_memory(memory),
+            "--webui-port", str(webui_port),
+        ]  # fmt: skip
+        if work_dir:
+            argv += ["--work-dir", work_dir]
+        if host:
+            argv += ["--host", host]
+        return [*argv, f"spark://{format_host(mhost)}:{mport}"]
+
+    # -- the seed API ----------------------------------------------------------
+
+    def start_scheduler(
+        self,
+        address: str | None = None,
+        *,
+        dashboard_port: int | None = None,
+        detach: bool = False,
+        log: IO[bytes] | None = None,
+        work_dir: str | None = None,
+    ) -> Any:
+        """Run a Spark master at ``address`` (``host:port``) with its web UI on ``dashboard_port``.
+
+        ``detach=False`` replaces this process (as in a container);
+        ``detach=True`` returns a ``Popen``. Raises ``PortInUse`` up front,
+        because Spark would otherwise move to the next free port silently.
+        """
+        host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
+        dashboard_port = dashboard_port or self.dashboard_port
+        bind = None if host in ("0.0.0.0", "", "*") else host
+        ensure_port_free(bind or "0.0.0.0", port, "master")
+        ensure_port_free(bind or "0.0.0.0", dashboard_port, "master web UI")
+        env = spark_env(work_dir)
+        # Fail instead of drifting to another port if one is taken after the check.
+        env["SPARK_MASTER_OPTS"] = "-Dspark.port.maxRetries=0 " + os.environ.get("SPARK_MASTER_OPTS", "")
+        return launch(self.scheduler_argv(bind, port, dashboard_port), detach=detach, env=env, log=log)
+
+    def start_worker(
+        self,
+        scheduler_address: str,
+        *,
+        cores: int = 1,
+        memory: int | str = "1g",
+        name: str | None = None,
+        host: str | None = None,
+        webui_port: int = 8081,
+        detach: bool = False,
+        log: IO[bytes] | None = None,
+        work_dir: str | None = None,
+    ) -> Any:
+        """Run one Spark worker offering ``cores`` and ``memory`` to the master."""
+        env = spark_env(work_dir)
+        argv = self.worker_argv(
+            scheduler_address,
+            cores=cores,
+            memory=parse_memory(memory),
+            name=name,
+            host=host,
+            webui_port=webui_port,
+            work_dir=env["SPARK_WORKER_DIR"],
+        )
+        return launch(argv, detach=detach, env=env, log=log)
+
+    def connect_to_scheduler(
+        self,
+        address: str = "127.0.0.1:7077",
+        timeout: float = 60,
+        *,
+        ui_port: int | None = None,
+        driver_host: str | None = None,
+        bind_address: str | None = None,
+        driver_port: int | None = None,
+        block_manager_port: int | None = None,
+        python: str | None = None,
+        executor_memory: str | None = None,
+        app_name: str = "clusterkit",
+        conf: dict[str, str] | None = None,
+    ) -> Any:
+        """Return a ``SparkSession`` on the master at ``address``; the driver runs here.
+
+        Waits (with backoff, until ``timeout``) for the master to answer. For
+        executors elsewhere (containers, other machines) set ``driver_host`` to
+        an address of this machine they can reach, and ``python`` to their
+        interpreter; the defaults suit a cluster on this machine.
+
+        Raises:
+            ClusterUnavailable: naming the address, attempts, time and last error.
+        """
+        from pyspark.sql import SparkSession
+
+        host, port = parse_address(address, self.scheduler_port, self.scheme)
+        url = f"spark://{format_host(host)}:{port}"
+        ui_port = ui_port or self.dashboard_port
+
+        def master_answers() -> None:
+            with socket.create_connection((host, port), timeout=2):
+                pass
+
+        wait_for(
+            master_answers,
+            what=f"the Spark master at {url}",
+            timeout=timeout,
+            interval=0.2,
+            error=ClusterUnavailable,
+            hint=_CONNECT_HINT,
+        )
+        driver_host = driver_host or ("127.0.0.1" if loopback(host) else _route_address(host, port))
+        local = loopback(host) or loopback(driver_host)
+        python = python or (sys.executable if local else None)
+        if python:
+            # pyspark reads this once, when the context starts: it is what executors run.
+            os.environ["PYSPARK_PYTHON"] = python
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        settings = {
+            "spark.driver.host": driver_host,
+            "spark.driver.bindAddress": bind_address or driver_host,
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+        }
+        if driver_port:
+            settings["spark.driver.port"] = str(driver_port)
+        if block_manager_port:
+            settings["spark.blockManager.port"] = str(block_manager_port)
+        if python:
+            settings["spark.pyspark.python"] = python
+        memory = executor_memory or self._fitting_executor_memory(host, ui_port)
+        if memory:
+            settings["spark.executor.memory"] = memory
+        settings.update(conf or {})
+        builder = SparkSession.builder.master(url).appName(app_name)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        try:
+            session = builder.getOrCreate()
+        except Exception as e:  # py4j and JVM errors have no common base
+            raise ClusterUnavailable(f"could not start a Spark driver for {url}: {e}") from e
+        self._session = session
+        self._master = (host, port)
+        self._ui_url = f"http://{format_host(host)}:{ui_port}"
+        return session
+
+    def _fitting_executor_memory(self, host: str, ui_port: int) -> str | None:
+        """Executor memory that fits the smallest worker, capped at Spark's 1g default.
+
+        An executor asking for more than any worker offers is the classic
+        "Initial job has not accepted any resources" hang.
+        """
+        try:
+            state = _fetch_json(f"http://{format_host(host)}:{ui_port}/json/", timeout=2)
+        except NotReady:
+            return None
+        offers = [int(w.get("memory", 0)) for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+        if not offers:
+            return None
+        return f"{min(1024, min(offers))}m"
+
+    def report_status(
+        self, address: str | None = None, *, ui_port: int | None = None, **_: Any
+    ) -> ClusterStatus:
+        """Status from the master's JSON endpoint (``/json/``)."""
+        if address is not None:
+            host, port = parse_address(address, self.scheduler_port, self.scheme)
+        elif self._master is not None:
+            host, port = self._master
+        else:
+            raise ClusterUnavailable(
+                "no Spark cluster to report on: call connect_to_scheduler(address) first "
+                "or pass an address"
+            )
+        ui = ui_port or (int(self._ui_url.rsplit(":", 1)[1]) if self._ui_url and address is None else self.dashboard_port)
+        try:
+            return self.collect_status(host, port, ui)
+        except NotReady as e:
+            raise ClusterUnavailable(f"Spark master web UI at {host}:{ui} does not answer: {e}") from e
+
+    # -- what runtimes use -------------------------------------------------------
+
+    def _state(self, host: str, dashboard_port: int) -> dict[str, Any]:
+        state = _fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")
+        if state.get("status") != "ALIVE":
+            raise NotReady(f"Spark master is {state.get('status')!r}, not ALIVE")
+        return state
+
+    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
+        state = self._state(host, dashboard_port)
+        return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
+
+    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
+        state = self._state(host, dashboard_port)
+        workers = tuple(
+            WorkerStatus(
+                name=str(w.get("id")),
+                address=f"{w.get('host')}:{w.get('port')}",
+                cores=int(w.get("cores", 0)),
+                memory=int(w.get("memory", 0)) * 2**20,
+                state=str(w.get("state")),
+            )
+            for w in state.get("workers", [])
+            if w.get("state") != "DEAD"
+        )
+        return ClusterStatus(
+            backend=self.name,
+            scheduler_address=f"{format_host(host)}:{scheduler_port}",
+            state=str(state.get("status")),
+            dashboard_url=f"http://{format_host(host)}:{dashboard_port}",
+            workers=workers,
+            versions={"client": local_versions()},
+        )
+
+    def probe(
+        self, role: str, *, ui: str = "127.0.0.1:8080", worker_ui: str = "127.0.0.1:8081", **_: Any
+    ) -> str:
+        """Master: its JSON says ALIVE. Worker: the master lists this worker's id as ALIVE."""
+        host, port = parse_address(ui, self.dashboard_port)
+        if role == "scheduler":
+            state = self._state(host, port)
+            return f"ok: master ALIVE with {state.get('aliveworkers', 0)} workers"
+        whost, wport = parse_address(worker_ui, 8081)
+        me = _fetch_json(f"http://{format_host(whost)}:{wport}/json/")
+        master = me.get("masterwebuiurl") or f"http://{format_host(host)}:{port}"
+        state = _fetch_json(master.rstrip("/") + "/json/")
+        for w in state.get("workers", []):
+            if w.get("id") == me.get("id") and w.get("state") == "ALIVE":
+                return f"ok: worker {w.get('id')} ALIVE"
+        raise NotReady(f"worker {me.get('id')!r} is not ALIVE at the master")
+
+
+backend = SparkBackend()

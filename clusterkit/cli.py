@@ -1,0 +1,220 @@
+"""The ``clusterkit`` command: thin; it parses, calls ``clusterkit.cluster``, prints.
+
+Errors print one line (``error: ...``) and exit 2 for bad input or 1 for a
+runtime failure; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+import yaml
+
+from clusterkit import __version__, cluster
+from clusterkit.errors import ClusterKitError, InvalidValue
+from clusterkit.spec import resolve_spec
+
+
+class _Group(click.Group):
+    """Turns ``ClusterKitError`` into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClusterKitError as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.secho(f"error: {e}", fg="red", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _progress(message: str) -> None:
+    click.echo(f"clusterkit: {message}", err=True)
+
+
+def _env_pairs(values: tuple[str, ...]) -> dict[str, str] | None:
+    if not values:
+        return None
+    pairs = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidValue(f"env: {item!r} is not valid; expected NAME=value")
+        pairs[key] = value
+    return pairs
+
+
+def _spec_options(func: Any) -> Any:
+    """The flags that override ``clusterkit.yaml``; values are validated by the spec."""
+    options = [
+        click.option("-f", "--file", "spec_file", type=click.Path(dir_okay=False), help="Spec file (default: ./clusterkit.yaml if present)."),
+        click.option("--name", help="Cluster name (default: the backend's name)."),
+        click.option("--backend", help="dask or spark."),
+        click.option("--workers", help="Number of workers (>= 1)."),
+        click.option("--cores", help="Cores (threads) per worker."),
+        click.option("--memory", help="Memory per worker, e.g. 1g or 512m."),
+        click.option("--scheduler-port", help="Scheduler / master port."),
+        click.option("--dashboard-port", help="Dashboard / web UI port."),
+        click.option("--bind", "bind_address", help="Address published ports bind to (default 127.0.0.1)."),
+        click.option("--image", help="Node image (default: built from the lock)."),
+        click.option("--env", "env", multiple=True, help="NAME=value for every node (repeatable)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _spec_from(spec_file: str | None, env: tuple[str, ...], **flags: Any) -> Any:
+    flags["env"] = _env_pairs(env)
+    return resolve_spec(spec_file, overrides=flags)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="clusterkit")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """A real Dask or Spark cluster from one spec and one pinned image."""
+    ctx.obj = {"debug": debug}
+
+
+@main.command()
+@_spec_options
+@click.option("--runtime", type=click.Choice(["local"]), help="Where to run it (default: compose if an engine answers, else local).")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for all workers.")
+@click.option("--keep", is_flag=True, help="Keep what started if start-up fails (for debugging).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def up(runtime: str | None, timeout: float, keep: bool, as_json: bool, spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
+    """Start a cluster and wait until all workers are registered."""
+    spec = _spec_from(spec_file, env, **flags)
+    status = cluster.up(spec, runtime, timeout=timeout, keep=keep, progress=_progress)
+    if as_json:
+        click.echo(status.to_json())
+    else:
+        status.render(_console())
+
+
+@main.command()
+@click.option("--name", help="Cluster name (default: the only running cluster).")
+@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--volumes", is_flag=True, help="Also remove the cluster's volumes.")
+def down(name: str | None, runtime: str | None, volumes: bool) -> None:
+    """Stop a cluster and remove everything it started."""
+    removed = cluster.down(name, runtime, volumes=volumes)
+    click.echo(f"cluster {removed!r} is down")
+
+
+@main.command()
+@click.option("--name", help="Cluster name (default: the only running cluster).")
+@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status(name: str | None, runtime: str | None, as_json: bool) -> None:
+    """Show the scheduler, every worker with cores and memory, and versions."""
+    found = cluster.status(name, runtime)
+    if as_json:
+        click.echo(found.to_json())
+    else:
+        found.render(_console())
+
+
+@main.command()
+@click.argument("workers")
+@click.option("--name", help="Cluster name (default: the only running cluster).")
+@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--timeout", default=120.0, show_default=True)
+def scale(workers: str, name: str | None, runtime: str | None, timeout: float) -> None:
+    """Change the number of workers and wait until the scheduler sees exactly that many."""
+    found = cluster.scale(name, workers, runtime, timeout=timeout)  # type: ignore[arg-type]
+    found.render(_console())
+
+
+@main.command()
+@click.argument("service", required=False)
+@click.option("--name", help="Cluster name (default: the only running cluster).")
+@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("-f", "--follow", is_flag=True)
+@click.option("--tail", default=100, show_default=True)
+def logs(service: str | None, name: str | None, runtime: str | None, follow: bool, tail: int) -> None:
+    """Show the logs of a cluster's nodes (or one SERVICE: scheduler, worker)."""
+    rt, found = cluster.find(name, runtime)
+    rt.logs(found, service, follow=follow, tail=tail)
+
+
+@main.command()
+@_spec_options
+def render(spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
+    """Print the resolved spec (file, CLUSTERKIT_* variables and flags merged)."""
+    spec = _spec_from(spec_file, env, **flags)
+    click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
+
+
+# --- what runs inside a node ------------------------------------------------------
+
+
+@main.group()
+def node() -> None:
+    """Run a scheduler or worker in the foreground (a container's main process)."""
+
+
+@node.command("scheduler")
+@click.option("--backend", required=True)
+@click.option("--address", default="0.0.0.0", show_default=True, help="host[:port] to listen on.")
+@click.option("--port", default=None, help="Scheduler port (default: the backend's).")
+@click.option("--dashboard-port", default=None)
+def node_scheduler(backend: str, address: str, port: str | None, dashboard_port: str | None) -> None:
+    from clusterkit.backends import get_backend
+
+    b = get_backend(backend)
+    spec = resolve_spec(overrides={"backend": backend, "scheduler_port": port, "dashboard_port": dashboard_port}, environ={})
+    host = address.rsplit(":", 1)[0] if ":" in address and not address.startswith("[") else address
+    b.start_scheduler(f"{host}:{spec.scheduler_port}", dashboard_port=spec.dashboard_port)
+
+
+@node.command("worker")
+@click.option("--backend", required=True)
+@click.option("--scheduler", "scheduler_address", required=True, help="host:port of the scheduler.")
+@click.option("--cores", default="1")
+@click.option("--memory", default="1g")
+@click.option("--name", default=None, help="Worker name (default: the host name).")
+@click.option("--host", default=None, help="Address to listen on (default: the route to the scheduler).")
+def node_worker(backend: str, scheduler_address: str, cores: str, memory: str, name: str | None, host: str | None) -> None:
+    from clusterkit.backends import get_backend
+
+    spec = resolve_spec(overrides={"backend": backend, "cores": cores, "memory": memory}, environ={})
+    get_backend(backend).start_worker(
+        scheduler_address, cores=spec.cores, memory=spec.memory, name=name or os.uname().nodename, host=host
+    )
+
+
+@main.command()
+@click.argument("role", type=click.Choice(["scheduler", "worker"]))
+@click.option("--backend", required=True)
+@click.option("--scheduler", "scheduler_address", default="127.0.0.1", help="Dask: scheduler host:port.")
+@click.option("--name", default=None, help="Dask worker name (default: the host name).")
+@click.option("--ui", default="127.0.0.1:8080", help="Spark: master web UI host:port.")
+@click.option("--worker-ui", default="127.0.0.1:8081", help="Spark: this worker's web UI host:port.")
+def probe(role: str, backend: str, scheduler_address: str, name: str | None, ui: str, worker_ui: str) -> None:
+    """Health check in the backend's protocol: exit 0 if ready, 1 if not."""
+    from clusterkit.backends import get_backend
+    from clusterkit.waiting import NotReady
+
+    try:
+        line = get_backend(backend).probe(
+            role, scheduler=scheduler_address, name=name or os.uname().nodename, ui=ui, worker_ui=worker_ui
+        )
+    except NotReady as e:
+        click.echo(f"not ready: {e}", err=True)
+        sys.exit(1)
+    click.echo(line)

@@ -1,0 +1,93 @@
+"""One exception hierarchy for everything clusterkit reports to a user.
+
+Low-level errors (sockets, docker, py4j, subprocess) are translated into
+these at one boundary and chained with ``from``; the CLI turns them into one
+line and an exit code: 2 for bad input the user can fix in the command or
+spec, 1 for a runtime failure.
+"""
+
+from __future__ import annotations
+
+
+class ClusterKitError(Exception):
+    """Base of every error clusterkit raises on purpose."""
+
+    exit_code = 1
+
+
+# --- bad input (exit 2) -----------------------------------------------------
+
+
+class SpecError(ClusterKitError):
+    """The cluster description is wrong; the message names field, value and fix."""
+
+    exit_code = 2
+
+
+class UnknownBackend(SpecError):
+    """A backend name that is not ``dask`` or ``spark``."""
+
+
+class InvalidValue(SpecError):
+    """A spec field whose value is out of range or of the wrong type."""
+
+
+class UnknownKey(SpecError):
+    """A key in ``clusterkit.yaml`` that the spec does not have."""
+
+
+class SpecFileError(SpecError):
+    """The spec file is missing, unreadable or not valid YAML."""
+
+
+class PortInUse(SpecError):
+    """A port the cluster needs is already bound by another process."""
+
+
+class ClusterNotFound(ClusterKitError):
+    """No running cluster has the given name."""
+
+    exit_code = 2
+
+
+class ClusterExists(ClusterKitError):
+    """A cluster of that name is already up; ``down`` it or pick another name."""
+
+    exit_code = 2
+
+
+# --- runtime failures (exit 1) -----------------------------------------------
+
+
+class EngineUnavailable(ClusterKitError):
+    """The Docker engine does not answer."""
+
+
+class ClusterUnavailable(ClusterKitError):
+    """Could not connect to a scheduler before the deadline."""
+
+
+class StartupTimeout(ClusterKitError):
+    """A cluster (or a part of it) did not become ready before the deadline."""
+
+
+class NodeStartError(ClusterKitError):
+    """A scheduler or worker process could not be started."""
+
+
+class VersionMismatch(ClusterKitError):
+    """Client and nodes do not run the same locked environment."""
+
+
+class ImageError(ClusterKitError):
+    """A node image is missing or could not be built."""
+
+
+class ImageNotFound(ImageError):
+    """The image a spec names is not present on the engine."""
+
+    exit_code = 2
+
+
+class BuildError(ImageError):
+    """Building the base or node image failed."""

@@ -1,0 +1,263 @@
+"""The cluster as plain data: a frozen ``ClusterSpec`` and how it is resolved.
+
+Every runtime (local processes, compose, testcontainers) renders from this one
+object, so a value is validated once, here, and never re-derived elsewhere.
+Configuration is resolved in one place and one order: explicit argument, then
+``CLUSTERKIT_*`` environment variable, then the YAML file, then defaults.
+
+    >>> spec = resolve_spec(overrides={"backend": "spark", "workers": 3})
+    >>> spec.backend, spec.workers, spec.scheduler_port
+    ('spark', 3, 7077)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clusterkit.errors import InvalidValue, SpecFileError, UnknownBackend, UnknownKey
+
+BACKENDS = ("dask", "spark")
+DEFAULT_SPEC_FILE = "clusterkit.yaml"
+
+# Per-backend defaults: the ports each project documents as its own.
+_BACKEND_PORTS = {
+    "dask": {"scheduler_port": 8786, "dashboard_port": 8787},
+    "spark": {"scheduler_port": 7077, "dashboard_port": 8080},
+}
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
+_MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_memory(value: Any, field_name: str = "memory") -> int:
+    """Parse ``2g``, ``512MiB``, ``1.5GB`` or a byte count into bytes.
+
+    Binary units throughout (``1g`` = 2**30), as both Dask and Spark read them.
+
+    >>> parse_memory("512m")
+    536870912
+    """
+    if isinstance(value, bool):
+        raise _invalid(field_name, value, "a size such as 512m, 2g or 1.5GiB")
+    if isinstance(value, int):
+        number, unit = float(value), ""
+    else:
+        match = _MEMORY_RE.match(str(value))
+        if not match:
+            raise _invalid(field_name, value, "a size such as 512m, 2g or 1.5GiB")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * _UNITS[unit])
+    if size < 128 * 2**20:
+        raise _invalid(field_name, value, "at least 128m (a worker needs room to start)")
+    return size
+
+
+def format_memory(size: int) -> str:
+    """Render bytes the way Spark's ``--memory`` expects (``1024m``).
+
+    >>> format_memory(2**30)
+    '1024m'
+    """
+    return f"{size // 2**20}m"
+
+
+def _invalid(field_name: str, value: Any, accepted: str) -> InvalidValue:
+    return InvalidValue(f"{field_name}: {value!r} is not valid; expected {accepted}")
+
+
+def _as_int(field_name: str, value: Any, low: int, high: int, accepted: str) -> int:
+    if isinstance(value, bool):
+        raise _invalid(field_name, value, accepted)
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise _invalid(field_name, value, accepted) from None
+    if not low <= number <= high:
+        raise _invalid(field_name, value, accepted)
+    return number
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """One cluster: a scheduler and ``workers`` identical workers.
+
+    Attributes:
+        name: cluster name; labels, container names and the state file use it.
+        backend: ``dask`` or ``spark``.
+        workers: number of workers (>= 1).
+        cores: threads (Dask) or cores (Spark) per worker.
+        memory: memory per worker, in bytes.
+        scheduler_port: port of the Dask scheduler / Spark master.
+        dashboard_port: Dask dashboard / Spark master web UI.
+        bind_address: host address that published ports bind to.
+        image: node image reference; ``None`` means the image built from the lock.
+        env: extra environment for every node.
+    """
+
+    name: str
+    backend: str = "dask"
+    workers: int = 2
+    cores: int = 1
+    memory: int = 2**30
+    scheduler_port: int = 8786
+    dashboard_port: int = 8787
+    bind_address: str = "127.0.0.1"
+    image: str | None = None
+    env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            hint = difflib.get_close_matches(str(self.backend), BACKENDS, n=1)
+            fix = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise UnknownBackend(
+                f"backend: {self.backend!r} is not a known backend{fix}; "
+                f"expected one of {', '.join(BACKENDS)}"
+            )
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise _invalid(
+                "name", self.name, "lower-case letters, digits, '-' or '_', at most 41 characters"
+            )
+        ports = "an integer port from 1 to 65535"
+        set_ = object.__setattr__
+        set_(self, "workers", _as_int("workers", self.workers, 1, 256, "an integer from 1 to 256"))
+        set_(self, "cores", _as_int("cores", self.cores, 1, 512, "an integer from 1 to 512"))
+        set_(self, "memory", parse_memory(self.memory))
+        set_(self, "scheduler_port", _as_int("scheduler_port", self.scheduler_port, 1, 65535, ports))
+        set_(self, "dashboard_port", _as_int("dashboard_port", self.dashboard_port, 1, 65535, ports))
+        if self.scheduler_port == self.dashboard_port:
+            raise _invalid(
+                "dashboard_port", self.dashboard_port, "a port different from scheduler_port"
+            )
+        try:
+            ipaddress.ip_address(self.bind_address)
+        except ValueError:
+            raise _invalid(
+                "bind_address", self.bind_address, "an IP address such as 127.0.0.1 or 0.0.0.0"
+            ) from None
+        env = self.env.items() if isinstance(self.env, Mapping) else self.env
+        try:
+            pairs = tuple(sorted((str(k), str(v)) for k, v in env))
+        except (TypeError, ValueError):
+            raise _invalid("env", self.env, "a mapping of NAME: value") from None
+        for key, _ in pairs:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise _invalid("env", key, "variable names of letters, digits and '_'")
+        set_(self, "env", pairs)
+        if self.image is not None and not str(self.image).strip():
+            raise _invalid("image", self.image, "an image reference such as clusterkit/dask:abc123")
+
+    @property
+    def scheduler_address(self) -> str:
+        """Address a client on this host uses (``127.0.0.1:8786`` by default)."""
+        host = "127.0.0.1" if self.bind_address in ("0.0.0.0", "::") else self.bind_address
+        return f"{host}:{self.scheduler_port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def replace(self, **changes: Any) -> ClusterSpec:
+        """Return a copy with ``changes`` applied and validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, the shape ``clusterkit.yaml`` accepts."""
+        data = dataclasses.asdict(self)
+        data["env"] = dict(self.env)
+        data["memory"] = format_memory(self.memory)
+        return data
+
+
+SPEC_KEYS = tuple(f.name for f in dataclasses.fields(ClusterSpec))
+
+
+def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``clusterkit.yaml`` (safe loading) into a dict of known keys."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecFileError(
+            f"spec file {str(path)!r} does not exist; create it or pass another with --file"
+        ) from None
+    except OSError as e:
+        raise SpecFileError(f"spec file {str(path)!r} cannot be read: {e.strerror}") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SpecFileError(
+            f"spec file {str(path)!r} is not valid YAML{line}: {problem}; fix the syntax"
+        ) from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecFileError(
+            f"spec file {str(path)!r} must be a mapping of keys such as backend: dask, "
+            f"not a {type(data).__name__}"
+        )
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    for key in data:
+        if key not in SPEC_KEYS:
+            hint = difflib.get_close_matches(key, SPEC_KEYS, n=1)
+            fix = f"did you mean {hint[0]!r}? " if hint else ""
+            raise UnknownKey(
+                f"spec file {str(path)!r}: unknown key {key!r}; {fix}"
+                f"accepted keys: {', '.join(SPEC_KEYS)}"
+            )
+    return data
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for key in SPEC_KEYS:
+        if key == "env":
+            continue
+        raw = environ.get(f"CLUSTERKIT_{key.upper()}")
+        if raw not in (None, ""):
+            values[key] = raw
+    return values
+
+
+def resolve_spec(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ClusterSpec:
+    """Build a validated spec: overrides, then ``CLUSTERKIT_*``, then file, then defaults.
+
+    Args:
+        path: a spec file; ``None`` reads ``./clusterkit.yaml`` if it exists.
+        overrides: values from flags or arguments (``None`` values are ignored).
+        environ: the environment to read (``os.environ`` by default).
+
+    Returns:
+        The ``ClusterSpec``; ports default per backend, the name to the backend.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None and Path(DEFAULT_SPEC_FILE).is_file():
+        path = DEFAULT_SPEC_FILE
+    values: dict[str, Any] = load_spec_file(path) if path is not None else {}
+    values.update(_from_environment(environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(values) - set(SPEC_KEYS)
+    if unknown:
+        raise UnknownKey(f"unknown spec keys {sorted(unknown)}; accepted: {', '.join(SPEC_KEYS)}")
+    backend = values.setdefault("backend", "dask")
+    for key, port in _BACKEND_PORTS.get(backend, {}).items():
+        values.setdefault(key, port)
+    values.setdefault("name", str(backend))
+    return ClusterSpec(**values)

@@ -1,0 +1,1 @@
+"""pytest support: the ``clusterkit`` plugin (registered through ``pytest11``)."""

@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures for a real Dask or Spark cluster (see the README)."""

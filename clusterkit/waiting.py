@@ -1,0 +1,82 @@
+"""The one readiness mechanism: poll a probe with backoff until a deadline.
+
+Every wait in clusterkit (a scheduler to accept connections, N workers to
+register, containers to stop) goes through :func:`wait_for`, so each has a
+deadline, a poll interval that backs off, and a time-out message that says
+what was awaited, how often it was tried, for how long, and the last reason.
+
+    >>> wait_for(lambda: 42, what="the answer", timeout=1)
+    42
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import tenacity
+
+from clusterkit.errors import ClusterKitError, StartupTimeout
+
+T = TypeVar("T")
+
+
+class NotReady(Exception):
+    """Raised by a probe to say "not yet", with the reason shown on time-out."""
+
+
+def wait_for(
+    probe: Callable[[], T],
+    *,
+    what: str,
+    timeout: float,
+    interval: float = 0.1,
+    max_interval: float = 2.0,
+    retry_on: tuple[type[BaseException], ...] = (NotReady, OSError),
+    error: type[ClusterKitError] = StartupTimeout,
+    hint: str = "",
+    on_timeout: Callable[[], str] | None = None,
+) -> T:
+    """Call ``probe`` until it returns without raising one of ``retry_on``.
+
+    Args:
+        probe: returns the ready value, or raises ``NotReady``/``retry_on``.
+        what: what is awaited, for the message ("2 workers at 127.0.0.1:8786").
+        timeout: seconds until giving up.
+        interval: first pause between tries; doubles up to ``max_interval``.
+        retry_on: exceptions that mean "not yet"; any other propagates at once.
+        error: the ``ClusterKitError`` subclass raised on time-out.
+        hint: a sentence on how to fix it, appended to the message.
+        on_timeout: returns extra diagnostics (exited processes, log tails).
+
+    Returns:
+        The first value ``probe`` returns.
+    """
+    started = time.monotonic()
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_delay(max(timeout, 0.0)),
+        wait=tenacity.wait_exponential(multiplier=interval, min=interval, max=max_interval),
+        retry=tenacity.retry_if_exception_type(retry_on),
+        reraise=False,
+    )
+    try:
+        return retrying(probe)
+    except tenacity.RetryError as e:
+        attempt = e.last_attempt
+        last = attempt.exception() if attempt is not None else None
+        waited = time.monotonic() - started
+        reason = f"{type(last).__name__}: {last}" if last is not None else "no answer"
+        if isinstance(last, NotReady):
+            reason = str(last)
+        message = (
+            f"timed out after {waited:.1f}s waiting for {what} "
+            f"({attempt.attempt_number} attempts; last: {reason})"
+        )
+        if hint:
+            message += f". {hint}"
+        if on_timeout is not None:
+            extra = on_timeout()
+            if extra:
+                message += "\n" + extra
+        raise error(message) from last
