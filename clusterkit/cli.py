@@ -59,7 +59,13 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str] | None:
 def _spec_options(func: Any) -> Any:
     """The flags that override ``clusterkit.yaml``; values are validated by the spec."""
     options = [
-        click.option("-f", "--file", "spec_file", type=click.Path(dir_okay=False), help="Spec file (default: ./clusterkit.yaml if present)."),
+        click.option(
+            "-f",
+            "--file",
+            "spec_file",
+            type=click.Path(dir_okay=False),
+            help="Spec file (default: ./clusterkit.yaml if present).",
+        ),
         click.option("--name", help="Cluster name (default: the backend's name)."),
         click.option("--backend", help="dask or spark."),
         click.option("--workers", help="Number of workers (>= 1)."),
@@ -92,11 +98,23 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @_spec_options
-@click.option("--runtime", type=click.Choice(["local"]), help="Where to run it (default: compose if an engine answers, else local).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["local"]),
+    help="Where to run it (default: compose if an engine answers, else local).",
+)
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for all workers.")
 @click.option("--keep", is_flag=True, help="Keep what started if start-up fails (for debugging).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def up(runtime: str | None, timeout: float, keep: bool, as_json: bool, spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
+def up(
+    runtime: str | None,
+    timeout: float,
+    keep: bool,
+    as_json: bool,
+    spec_file: str | None,
+    env: tuple[str, ...],
+    **flags: Any,
+) -> None:
     """Start a cluster and wait until all workers are registered."""
     spec = _spec_from(spec_file, env, **flags)
     status = cluster.up(spec, runtime, timeout=timeout, keep=keep, progress=_progress)
@@ -177,7 +195,9 @@ def node_scheduler(backend: str, address: str, port: str | None, dashboard_port:
     from clusterkit.backends import get_backend
 
     b = get_backend(backend)
-    spec = resolve_spec(overrides={"backend": backend, "scheduler_port": port, "dashboard_port": dashboard_port}, environ={})
+    spec = resolve_spec(
+        overrides={"backend": backend, "scheduler_port": port, "dashboard_port": dashboard_port}, environ={}
+    )
     host = address.rsplit(":", 1)[0] if ":" in address and not address.startswith("[") else address
     b.start_scheduler(f"{host}:{spec.scheduler_port}", dashboard_port=spec.dashboard_port)
 
@@ -189,7 +209,9 @@ def node_scheduler(backend: str, address: str, port: str | None, dashboard_port:
 @click.option("--memory", default="1g")
 @click.option("--name", default=None, help="Worker name (default: the host name).")
 @click.option("--host", default=None, help="Address to listen on (default: the route to the scheduler).")
-def node_worker(backend: str, scheduler_address: str, cores: str, memory: str, name: str | None, host: str | None) -> None:
+def node_worker(
+    backend: str, scheduler_address: str, cores: str, memory: str, name: str | None, host: str | None
+) -> None:
     from clusterkit.backends import get_backend
 
     spec = resolve_spec(overrides={"backend": backend, "cores": cores, "memory": memory}, environ={})

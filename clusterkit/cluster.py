@@ -64,7 +64,9 @@ def down(name: str | None = None, runtime: str | None = None, *, volumes: bool =
     return cluster
 
 
-def scale(name: str | None, workers: int, runtime: str | None = None, *, timeout: float = 120) -> ClusterStatus:
+def scale(
+    name: str | None, workers: int, runtime: str | None = None, *, timeout: float = 120
+) -> ClusterStatus:
     from clusterkit.spec import ClusterSpec as _Spec  # validate the count like a spec does
 
     rt, cluster = find(name, runtime)

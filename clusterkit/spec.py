@@ -125,9 +125,7 @@ class ClusterSpec:
                 f"expected one of {', '.join(BACKENDS)}"
             )
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            raise _invalid(
-                "name", self.name, "lower-case letters, digits, '-' or '_', at most 41 characters"
-            )
+            raise _invalid("name", self.name, "lower-case letters, digits, '-' or '_', at most 41 characters")
         ports = "an integer port from 1 to 65535"
         set_ = object.__setattr__
         set_(self, "workers", _as_int("workers", self.workers, 1, 256, "an integer from 1 to 256"))
@@ -136,9 +134,7 @@ class ClusterSpec:
         set_(self, "scheduler_port", _as_int("scheduler_port", self.scheduler_port, 1, 65535, ports))
         set_(self, "dashboard_port", _as_int("dashboard_port", self.dashboard_port, 1, 65535, ports))
         if self.scheduler_port == self.dashboard_port:
-            raise _invalid(
-                "dashboard_port", self.dashboard_port, "a port different from scheduler_port"
-            )
+            raise _invalid("dashboard_port", self.dashboard_port, "a port different from scheduler_port")
         try:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
@@ -215,8 +211,7 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             hint = difflib.get_close_matches(key, SPEC_KEYS, n=1)
             fix = f"did you mean {hint[0]!r}? " if hint else ""
             raise UnknownKey(
-                f"spec file {str(path)!r}: unknown key {key!r}; {fix}"
-                f"accepted keys: {', '.join(SPEC_KEYS)}"
+                f"spec file {str(path)!r}: unknown key {key!r}; {fix}accepted keys: {', '.join(SPEC_KEYS)}"
             )
     return data
 

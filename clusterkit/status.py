@@ -100,9 +100,7 @@ class ClusterStatus:
         console.print(f"{len(self.alive_workers)} of {len(self.workers)} workers alive")
         client = self.versions.get("client")
         if client:
-            console.print(
-                "versions: " + ", ".join(f"{k} {v}" for k, v in sorted(client.items()))
-            )
+            console.print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(client.items())))
 
 
 def _human(size: int) -> str:

@@ -23,7 +23,9 @@ from clusterkit.status import ClusterStatus
 
 T = TypeVar("T")
 
-_ADDRESS_RE = re.compile(r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/\s]+)(?::(?P<port>\d+))?/?$")
+_ADDRESS_RE = re.compile(
+    r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/\s]+)(?::(?P<port>\d+))?/?$"
+)
 
 
 def parse_address(address: str, default_port: int, scheme: str | None = None) -> tuple[str, int]:
@@ -43,9 +45,7 @@ def parse_address(address: str, default_port: int, scheme: str | None = None) ->
         )
     given = match.group("scheme")
     if given and scheme and given != scheme:
-        raise InvalidValue(
-            f"address: {address!r} has scheme {given!r}; expected {scheme}://host:port"
-        )
+        raise InvalidValue(f"address: {address!r} has scheme {given!r}; expected {scheme}://host:port")
     port = int(match.group("port") or default_port)
     if not 1 <= port <= 65535:
         raise InvalidValue(f"address: {address!r} has port {port}; expected 1 to 65535")
@@ -120,7 +120,7 @@ def launch(
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            os.execvpe(argv[0], list(argv), full_env)
+            os.execvpe(argv[0], list(argv), full_env)  # noqa: S606 - a container entrypoint
         except OSError as e:
             raise NodeStartError(f"cannot run {argv[0]!r}: {e.strerror}") from e
     try:

@@ -1,13 +1,14 @@
 """Dask: a ``distributed`` scheduler and workers, and a client that finds them.
 
-    >>> from clusterkit import dask
-    >>> client = dask.connect_to_scheduler("127.0.0.1:8786", timeout=30)  # doctest: +SKIP
-    >>> dask.report_status().workers  # doctest: +SKIP
+>>> from clusterkit import dask
+>>> client = dask.connect_to_scheduler("127.0.0.1:8786", timeout=30)  # doctest: +SKIP
+>>> dask.report_status().workers  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import IO, Any
 
 from clusterkit.backends.base import (
@@ -24,8 +25,7 @@ from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
 _CONNECT_HINT = (
-    "Is the cluster up (`clusterkit status`)? Start it with `clusterkit up`, "
-    "or check the host and port"
+    "Is the cluster up (`clusterkit status`)? Start it with `clusterkit up`, or check the host and port"
 )
 
 
@@ -69,14 +69,20 @@ class DaskBackend(Backend):
     ) -> list[str]:
         shost, sport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
         argv = [
-            sys.executable, "-m", "distributed.cli.dask_worker",
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
             f"tcp://{format_host(shost)}:{sport}",
-            "--nthreads", str(cores),
-            "--memory-limit", str(memory),
-            "--nworkers", "1",
+            "--nthreads",
+            str(cores),
+            "--memory-limit",
+            str(memory),
+            "--nworkers",
+            "1",
             # A worker whose scheduler is gone for a minute exits, not lingers.
-            "--death-timeout", "60",
-        ]  # fmt: skip
+            "--death-timeout",
+            "60",
+        ]
         if name:
             argv += ["--name", name]
         if host:
@@ -144,8 +150,12 @@ class DaskBackend(Backend):
         host, port = parse_address(address, self.scheduler_port, self.scheme)
         url = f"tcp://{format_host(host)}:{port}"
 
+        deadline = time.monotonic() + timeout
+
         def attempt() -> Any:
-            return Client(url, timeout=5, set_as_default=True, **client_kwargs)
+            # distributed retries inside one attempt too; keep it within our deadline.
+            budget = max(0.5, min(5.0, deadline - time.monotonic()))
+            return Client(url, timeout=budget, set_as_default=True, **client_kwargs)
 
         client = wait_for(
             attempt,
@@ -169,8 +179,7 @@ class DaskBackend(Backend):
         client = client or self._client
         if client is None:
             raise ClusterUnavailable(
-                "no Dask cluster to report on: call connect_to_scheduler(address) first "
-                "or pass an address"
+                "no Dask cluster to report on: call connect_to_scheduler(address) first or pass an address"
             )
         info = client.scheduler_info(n_workers=-1)
         workers = tuple(
@@ -199,7 +208,9 @@ class DaskBackend(Backend):
         versions = {"client": local_versions()}
         try:
             versions["scheduler"] = client.run_on_scheduler(local_versions)
-            names = {a: str(w.get("name", a)) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+            names = {
+                a: str(w.get("name", a)) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
+            }
             for addr, found in client.run(local_versions).items():
                 versions[names.get(addr, addr)] = found
         except Exception:  # noqa: BLE001 - nodes without clusterkit: fall back

@@ -121,11 +121,15 @@ class SparkBackend(Backend):
     ) -> list[str]:
         mhost, mport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
         argv = [
-            self.spark_class(), WORKER_CLASS,
-            "--cores", str(cores),
-            "--memory", format_memory(memory),
-            "--webui-port", str(webui_port),
-        ]  # fmt: skip
+            self.spark_class(),
+            WORKER_CLASS,
+            "--cores",
+            str(cores),
+            "--memory",
+            format_memory(memory),
+            "--webui-port",
+            str(webui_port),
+        ]
         if work_dir:
             argv += ["--work-dir", work_dir]
         if host:
@@ -288,10 +292,11 @@ class SparkBackend(Backend):
             host, port = self._master
         else:
             raise ClusterUnavailable(
-                "no Spark cluster to report on: call connect_to_scheduler(address) first "
-                "or pass an address"
+                "no Spark cluster to report on: call connect_to_scheduler(address) first or pass an address"
             )
-        ui = ui_port or (int(self._ui_url.rsplit(":", 1)[1]) if self._ui_url and address is None else self.dashboard_port)
+        ui = ui_port or (
+            int(self._ui_url.rsplit(":", 1)[1]) if self._ui_url and address is None else self.dashboard_port
+        )
         try:
             return self.collect_status(host, port, ui)
         except NotReady as e:

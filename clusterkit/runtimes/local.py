@@ -250,9 +250,13 @@ class LocalRuntime(Runtime):
             return "\n".join(lines)
 
         wait_for_workers(
-            spec, spec.scheduler_address.rsplit(":", 1)[0], expected=expected,
-            timeout=timeout, check=check, diagnose=diagnose,
-        )  # fmt: skip
+            spec,
+            spec.scheduler_address.rsplit(":", 1)[0],
+            expected=expected,
+            timeout=timeout,
+            check=check,
+            diagnose=diagnose,
+        )
 
     # -- down, status, scale, logs -------------------------------------------------
 
@@ -270,7 +274,9 @@ class LocalRuntime(Runtime):
                 raise NotReady(f"still running: {', '.join(alive)}")
 
         try:
-            wait_for(all_gone, what="node processes to stop", timeout=STOP_GRACE, interval=0.05, max_interval=0.5)
+            wait_for(
+                all_gone, what="node processes to stop", timeout=STOP_GRACE, interval=0.05, max_interval=0.5
+            )
         except StartupTimeout:
             for node in nodes:
                 node.signal_group(signal.SIGKILL)

@@ -1,0 +1,62 @@
+# clusterkit: `make up` brings up a cluster, `make test` runs the whole suite.
+# Every target does its own set-up (venv, base image, node images) on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+BACKEND ?= dask
+WORKERS ?= 2
+NAME ?= $(BACKEND)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: images/requirements.lock images/requirements-dev.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r images/requirements.lock -r images/requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+.PHONY: venv
+venv: $(BIN)/.installed ## Create .venv from the same lock as the node images
+
+.PHONY: up
+up: venv ## Start a cluster (BACKEND=dask|spark WORKERS=N) and print its status
+	$(BIN)/clusterkit up --backend $(BACKEND) --workers $(WORKERS) --name $(NAME)
+
+.PHONY: down
+down: venv ## Stop the cluster NAME (default: BACKEND) and remove what it started
+	$(BIN)/clusterkit down --name $(NAME)
+
+.PHONY: status
+status: venv ## Show the cluster's workers, cores, memory and versions
+	$(BIN)/clusterkit status --name $(NAME)
+
+.PHONY: logs
+logs: venv ## Show the cluster's logs
+	$(BIN)/clusterkit logs --name $(NAME)
+
+.PHONY: lint
+lint: venv ## Run ruff
+	$(BIN)/ruff check clusterkit tests benchmarks
+	$(BIN)/ruff format --check clusterkit tests benchmarks
+
+.PHONY: unit
+unit: venv ## Unit tests only (no Docker, no clusters)
+	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
+
+.PHONY: test
+test: venv ## The whole suite: lint, unit and integration tests against real processes and containers
+	$(BIN)/ruff check clusterkit tests benchmarks
+	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove the venv and caches (not images; see `clusterkit image prune`)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,61 @@
+"""Bad input through the real command: one line, exit 2, nothing started."""
+
+import pytest
+
+BAD = [
+    (["--backend", "ray"], "backend: 'ray' is not a known backend"),
+    (["--workers", "0"], "workers: '0' is not valid"),
+    (["--workers", "-3"], "workers: '-3' is not valid"),
+    (["--cores", "two"], "cores: 'two' is not valid"),
+    (["--memory", "lots"], "memory: 'lots' is not valid"),
+    (["--scheduler-port", "70000"], "scheduler_port: '70000' is not valid"),
+    (["--file", "does-not-exist.yaml"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_exits_2_with_one_line(cli, run_dir, args, message):
+    result = cli("up", "--runtime", "local", *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (run_dir.exists() and any(run_dir.iterdir())), "something was started"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("backend: dask\nworkers: [1\n", "not valid YAML at line"),
+        ("backend: dask\nwrokers: 2\n", "unknown key 'wrokers'"),
+    ],
+)
+def test_bad_yaml(cli, run_dir, tmp_path, content, message):
+    spec = tmp_path / "clusterkit.yaml"
+    spec.write_text(content)
+    result = cli("up", "--runtime", "local", "--file", str(spec))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_shows_traceback(cli, run_dir):
+    result = cli("--debug", "up", "--runtime", "local", "--workers", "0")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_status_of_missing_cluster(cli, run_dir):
+    result = cli("status", "--name", "nothere", "--runtime", "local")
+    assert result.returncode == 2
+    assert "no running cluster named 'nothere'" in result.stderr
+
+
+def test_render_merges_file_and_flags(cli, tmp_path):
+    spec = tmp_path / "c.yaml"
+    spec.write_text("backend: spark\nworkers: 3\n")
+    result = cli("render", "--file", str(spec), "--workers", "4")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "backend: spark" in result.stdout
+        and "workers: 4" in result.stdout
+        and "scheduler_port: 7077" in result.stdout
+    )
