@@ -44,8 +44,8 @@ logs: venv ## Show the cluster's logs
 
 .PHONY: lint
 lint: venv ## Run ruff
-	$(BIN)/ruff check clusterkit tests benchmarks
-	$(BIN)/ruff format --check clusterkit tests benchmarks
+	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check clusterkit tests $(wildcard benchmarks)
 
 .PHONY: unit
 unit: venv ## Unit tests only (no Docker, no clusters)
@@ -53,7 +53,7 @@ unit: venv ## Unit tests only (no Docker, no clusters)
 
 .PHONY: test
 test: venv ## The whole suite: lint, unit and integration tests against real processes and containers
-	$(BIN)/ruff check clusterkit tests benchmarks
+	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
 	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
