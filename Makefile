@@ -26,8 +26,30 @@ $(BIN)/.installed: images/requirements.lock images/requirements-dev.lock pyproje
 .PHONY: venv
 venv: $(BIN)/.installed ## Create .venv from the same lock as the node images
 
+.PHONY: lock
+lock: venv ## Recompile images/*.lock from images/*.in (needs the package index)
+	$(BIN)/python -m clusterkit.images lock --union
+	$(BIN)/uv pip compile --quiet --no-header --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_36 images/requirements-dev.in -o images/requirements-dev.lock
+
+.PHONY: tools
+tools: # mmdebstrap makes the base image from Debian's packages (skipped when BASE_IMAGE is set)
+	@if [ -z "$$BASE_IMAGE" ] && ! command -v mmdebstrap >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mmdebstrap >/dev/null; \
+		else echo "error: mmdebstrap is missing; run: sudo apt-get install mmdebstrap (or set BASE_IMAGE)"; exit 2; fi; \
+	fi
+
+.PHONY: base
+base: venv tools ## Build the base images from nothing (mmdebstrap + docker import)
+	$(BIN)/python -m clusterkit.images base
+
+.PHONY: images
+images: venv tools ## Build the base and node images that are missing or stale (no pull, no network in the build)
+	$(BIN)/python -m clusterkit.images build-all
+
 .PHONY: up
 up: venv ## Start a cluster (BACKEND=dask|spark WORKERS=N) and print its status
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; fi
 	$(BIN)/clusterkit up --backend $(BACKEND) --workers $(WORKERS) --name $(NAME)
 
 .PHONY: down
@@ -42,6 +64,10 @@ status: venv ## Show the cluster's workers, cores, memory and versions
 logs: venv ## Show the cluster's logs
 	$(BIN)/clusterkit logs --name $(NAME)
 
+.PHONY: render
+render: venv ## Rewrite compose/*.yml from the default specs (CI checks they are current)
+	$(BIN)/python -m clusterkit.runtimes.compose compose
+
 .PHONY: lint
 lint: venv ## Run ruff
 	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
@@ -52,10 +78,14 @@ unit: venv ## Unit tests only (no Docker, no clusters)
 	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv ## The whole suite: lint, unit and integration tests against real processes and containers
+test: venv images ## The whole suite: lint, unit and integration tests against real processes and containers
 	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
 	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: venv images ## Run the benchmarks; writes benchmarks/RESULTS.md and results.png
+	$(BIN)/python -m benchmarks.bench_cluster
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not images; see `clusterkit image prune`)

@@ -100,7 +100,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @_spec_options
 @click.option(
     "--runtime",
-    type=click.Choice(["local"]),
+    type=click.Choice(["compose", "local"]),
     help="Where to run it (default: compose if an engine answers, else local).",
 )
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for all workers.")
@@ -126,7 +126,7 @@ def up(
 
 @main.command()
 @click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--runtime", type=click.Choice(["compose", "local"]))
 @click.option("--volumes", is_flag=True, help="Also remove the cluster's volumes.")
 def down(name: str | None, runtime: str | None, volumes: bool) -> None:
     """Stop a cluster and remove everything it started."""
@@ -136,7 +136,7 @@ def down(name: str | None, runtime: str | None, volumes: bool) -> None:
 
 @main.command()
 @click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--runtime", type=click.Choice(["compose", "local"]))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status(name: str | None, runtime: str | None, as_json: bool) -> None:
     """Show the scheduler, every worker with cores and memory, and versions."""
@@ -147,10 +147,10 @@ def status(name: str | None, runtime: str | None, as_json: bool) -> None:
         found.render(_console())
 
 
-@main.command()
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("workers")
 @click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--runtime", type=click.Choice(["compose", "local"]))
 @click.option("--timeout", default=120.0, show_default=True)
 def scale(workers: str, name: str | None, runtime: str | None, timeout: float) -> None:
     """Change the number of workers and wait until the scheduler sees exactly that many."""
@@ -161,7 +161,7 @@ def scale(workers: str, name: str | None, runtime: str | None, timeout: float) -
 @main.command()
 @click.argument("service", required=False)
 @click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["local"]))
+@click.option("--runtime", type=click.Choice(["compose", "local"]))
 @click.option("-f", "--follow", is_flag=True)
 @click.option("--tail", default=100, show_default=True)
 def logs(service: str | None, name: str | None, runtime: str | None, follow: bool, tail: int) -> None:
@@ -172,10 +172,136 @@ def logs(service: str | None, name: str | None, runtime: str | None, follow: boo
 
 @main.command()
 @_spec_options
-def render(spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
-    """Print the resolved spec (file, CLUSTERKIT_* variables and flags merged)."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compose", "spec"]),
+    default="compose",
+    show_default=True,
+    help="compose: the compose file; spec: the resolved spec.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
+def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
+    """Render the spec (file, CLUSTERKIT_* variables and flags merged) for a runtime."""
     spec = _spec_from(spec_file, env, **flags)
-    click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
+    if fmt == "spec":
+        text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+    else:
+        from clusterkit import images
+        from clusterkit.runtimes import compose
+
+        text = compose.dump(compose.render(spec, spec.image or images.image_tag(spec.backend)))
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--name", help="Cluster name (default: the only running cluster).")
+@click.option("--runtime", type=click.Choice(["compose", "local"]))
+@click.option(
+    "--tolerance",
+    type=click.Choice(["strict", "default", "lenient"]),
+    default=None,
+    help="strict: warnings are errors; lenient: show errors only (env CLUSTERKIT_DRIFT_TOLERANCE).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def doctor(name: str | None, runtime: str | None, tolerance: str | None, as_json: bool) -> None:
+    """Compare Python and package versions of this client, the scheduler and every worker."""
+    import dataclasses
+    import json
+
+    from clusterkit import drift
+
+    differences, versions = cluster.drift(name, runtime, tolerance=tolerance)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"differences": [dataclasses.asdict(d) for d in differences], "versions": versions}, indent=2
+            )
+        )
+    else:
+        click.echo(f"compared {len(versions)} nodes: {', '.join(sorted(versions))}")
+        drift.render(differences, _console())
+    drift.raise_on_errors(differences)
+
+
+@main.command()
+@click.option("--all", "everything", is_flag=True, help="Also what belongs to live test sessions.")
+def gc(everything: bool) -> None:
+    """Remove containers and networks left by crashed test sessions (found by label)."""
+    from clusterkit.runtimes import testcontainers as tc
+
+    removed = tc.sweep(only_dead=not everything)
+    click.echo(
+        f"removed {len(removed)} leftover resource(s)" + (": " + ", ".join(removed) if removed else "")
+    )
+
+
+@main.group()
+def image() -> None:
+    """Build, list and prune the pinned node images."""
+
+
+@image.command("base")
+def image_base() -> None:
+    """Build the base images from Debian packages (mmdebstrap + docker import)."""
+    from clusterkit import images
+
+    for jre in (False, True):
+        click.echo(images.build_base(jre, progress=_progress))
+
+
+@image.command("build")
+@click.argument("backends", nargs=-1)
+@click.option("--force", is_flag=True, help="Rebuild even if current.")
+def image_build(backends: tuple[str, ...], force: bool) -> None:
+    """Build the node image(s) from the lock (default: dask and spark)."""
+    from clusterkit import images
+    from clusterkit.backends import get_backend
+
+    for backend in backends or ("dask", "spark"):
+        get_backend(backend)  # an unknown name fails here, with the accepted ones
+        ref = (
+            images.build_node_image(backend, force=True, progress=_progress)
+            if force
+            else images.ensure_image(backend, progress=_progress)
+        )
+        click.echo(ref)
+
+
+@image.command("ls")
+def image_ls() -> None:
+    """List clusterkit's images: tag, lock hash, size, age."""
+    from rich.table import Table
+
+    from clusterkit import images
+
+    table = Table()
+    for column in ("image", "backend", "lock", "size", "created"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for info in images.list_images():
+        table.add_row(
+            info.ref,
+            info.backend,
+            (info.lock_hash or "")[:12],
+            f"{info.size_bytes / 1e6:.0f} MB",
+            info.created[:19],
+        )
+    _console().print(table)
+
+
+@image.command("prune")
+@click.option("--all", "everything", is_flag=True, help="Also the images of the current lock.")
+def image_prune(everything: bool) -> None:
+    """Remove images built from older locks or sources."""
+    from clusterkit import images
+
+    removed = images.prune(keep_current=not everything)
+    click.echo(f"removed {len(removed)} image(s)" + (": " + ", ".join(removed) if removed else ""))
 
 
 # --- what runs inside a node ------------------------------------------------------
@@ -220,23 +346,10 @@ def node_worker(
     )
 
 
-@main.command()
-@click.argument("role", type=click.Choice(["scheduler", "worker"]))
-@click.option("--backend", required=True)
-@click.option("--scheduler", "scheduler_address", default="127.0.0.1", help="Dask: scheduler host:port.")
-@click.option("--name", default=None, help="Dask worker name (default: the host name).")
-@click.option("--ui", default="127.0.0.1:8080", help="Spark: master web UI host:port.")
-@click.option("--worker-ui", default="127.0.0.1:8081", help="Spark: this worker's web UI host:port.")
-def probe(role: str, backend: str, scheduler_address: str, name: str | None, ui: str, worker_ui: str) -> None:
-    """Health check in the backend's protocol: exit 0 if ready, 1 if not."""
-    from clusterkit.backends import get_backend
-    from clusterkit.waiting import NotReady
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def probe(args: tuple[str, ...]) -> None:
+    """Health check in the backend's protocol: exit 0 if ready, 1 if not (see --help)."""
+    from clusterkit import probe as probes
 
-    try:
-        line = get_backend(backend).probe(
-            role, scheduler=scheduler_address, name=name or os.uname().nodename, ui=ui, worker_ui=worker_ui
-        )
-    except NotReady as e:
-        click.echo(f"not ready: {e}", err=True)
-        sys.exit(1)
-    click.echo(line)
+    sys.exit(probes.main(list(args)))

@@ -6,6 +6,8 @@ runtime directly, so "which runtime holds cluster X" is decided in one place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from clusterkit import runtimes
 from clusterkit.errors import ClusterNotFound
 from clusterkit.runtimes.base import Progress, Runtime, _quiet
@@ -14,7 +16,14 @@ from clusterkit.status import ClusterStatus
 
 
 def default_runtime_name() -> str:
-    """``compose`` where a Docker engine answers, ``local`` otherwise."""
+    """``compose`` where a Docker engine answers, ``local`` otherwise (with a notice)."""
+    from clusterkit.runtimes.compose import engine_available
+
+    if engine_available():
+        return "compose"
+    import sys
+
+    print("clusterkit: no Docker engine answers; running the cluster as local processes", file=sys.stderr)
     return "local"
 
 
@@ -69,6 +78,39 @@ def scale(
 ) -> ClusterStatus:
     from clusterkit.spec import ClusterSpec as _Spec  # validate the count like a spec does
 
+    count = _Spec(name="scale", workers=workers).workers  # bad counts fail before any lookup
     rt, cluster = find(name, runtime)
-    _Spec(name=cluster, workers=workers)
-    return rt.scale(cluster, workers, timeout=timeout)
+    return rt.scale(cluster, count, timeout=timeout)
+
+
+def connect(name: str | None = None, runtime: str | None = None, timeout: float = 60) -> Any:
+    """A client for a running cluster: a Dask ``Client`` or a ``SparkSession``."""
+    from clusterkit.backends import get_backend
+
+    rt, found = find(name, runtime)
+    spec = rt.spec_of(found)
+    backend = get_backend(spec.backend)
+    if spec.backend == "spark":
+        return backend.connect_to_scheduler(spec.scheduler_address, timeout, ui_port=spec.dashboard_port)
+    return backend.connect_to_scheduler(spec.scheduler_address, timeout)
+
+
+def drift(
+    name: str | None = None, runtime: str | None = None, *, tolerance: str | None = None
+) -> tuple[list[Any], dict[str, dict[str, str]]]:
+    """The graded version differences between this client and every node of a cluster."""
+    from clusterkit import drift as drift_check
+    from clusterkit.backends import get_backend
+
+    rt, found = find(name, runtime)
+    spec = rt.spec_of(found)
+    backend = get_backend(spec.backend)
+    connection = connect(found, rt.name)
+    try:
+        versions = backend.node_versions(connection)
+    finally:
+        if spec.backend == "dask":
+            connection.close()
+        else:
+            connection.stop()
+    return drift_check.compare(versions, backend=spec.backend, tolerance=tolerance), versions

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
+import re
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -28,14 +32,52 @@ TRACKED_PACKAGES = (
 )
 
 
-def local_versions() -> dict[str, str]:
-    """Python and tracked package versions of this interpreter (absent ones omitted)."""
+def _lock_hash() -> str | None:
+    """The lock this environment was installed from: a node's image says so in
+    ``CLUSTERKIT_LOCK_HASH``; a client from a checkout hashes ``images/requirements.lock``."""
+    found = os.environ.get("CLUSTERKIT_LOCK_HASH")
+    if found:
+        return found
+    try:
+        from clusterkit.images import lock_hash
+
+        return lock_hash()
+    except Exception:  # noqa: BLE001 - an installed clusterkit has no images/ folder
+        return None
+
+
+def _java_version() -> str | None:
+    java = shutil.which(
+        "java", path=os.path.join(os.environ.get("JAVA_HOME", "/nonexistent"), "bin")
+    ) or shutil.which("java")
+    if not java:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=20).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "([^"]+)"', out)
+    return match.group(1) if match else None
+
+
+def local_versions(java: bool = False) -> dict[str, str]:
+    """Python, tracked package versions and the lock hash of this interpreter.
+
+    Absent packages are omitted; ``java=True`` adds the JVM's version (Spark).
+    """
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    lock = _lock_hash()
+    if lock:
+        versions["lock"] = lock[:12]
+    if java:
+        found = _java_version()
+        if found:
+            versions["java"] = found
     return versions
 
 
@@ -66,6 +108,8 @@ class ClusterStatus:
     versions: dict[str, dict[str, str]] = field(default_factory=dict)
     name: str | None = None
     runtime: str | None = None
+    #: Filled by ``report_status(check=True)``: graded ``drift.Difference`` items.
+    differences: tuple[Any, ...] = ()
 
     @property
     def alive_workers(self) -> tuple[WorkerStatus, ...]:

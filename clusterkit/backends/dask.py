@@ -171,9 +171,19 @@ class DaskBackend(Backend):
         return client
 
     def report_status(
-        self, address: str | None = None, *, client: Any = None, dashboard_url: str | None = None
+        self,
+        address: str | None = None,
+        *,
+        client: Any = None,
+        dashboard_url: str | None = None,
+        check: bool = False,
+        tolerance: str | None = None,
     ) -> ClusterStatus:
-        """Status of the cluster behind ``client`` (default: the last connection)."""
+        """Status of the cluster behind ``client`` (default: the last connection).
+
+        ``check=True`` runs the drift check (:mod:`clusterkit.drift`) and raises
+        ``VersionMismatch`` on an error; warnings land in ``status.differences``.
+        """
         if client is None and address is not None:
             client = self.connect_to_scheduler(address, timeout=10)
         client = client or self._client
@@ -192,13 +202,22 @@ class DaskBackend(Backend):
             )
             for addr, w in info.get("workers", {}).items()
         )
+        versions = self.node_versions(client)
+        differences: tuple[Any, ...] = ()
+        if check:
+            from clusterkit import drift
+
+            found = drift.compare(versions, backend=self.name, tolerance=tolerance)
+            drift.raise_on_errors(found)
+            differences = tuple(found)
         return ClusterStatus(
             backend=self.name,
             scheduler_address=client.scheduler.address,
             state="RUNNING" if client.status == "running" else str(client.status).upper(),
             dashboard_url=dashboard_url or self._dashboard_url or client.dashboard_link,
             workers=workers,
-            versions=self.node_versions(client),
+            versions=versions,
+            differences=differences,
         )
 
     # -- what runtimes use -------------------------------------------------------
@@ -250,16 +269,16 @@ class DaskBackend(Backend):
             versions={"client": local_versions()},
         )
 
-    def probe(self, role: str, *, scheduler: str, name: str | None = None, **_: Any) -> str:
-        """Scheduler: answers ``identity``. Worker: the scheduler lists ``name`` as running."""
-        host, port = parse_address(scheduler, self.scheduler_port, self.scheme)
-        info = self._identity(host, port)
-        if role == "scheduler":
-            return f"ok: scheduler with {len(info.get('workers', {}))} workers"
-        for addr, w in info.get("workers", {}).items():
-            if name in (None, str(w.get("name")), addr):
-                return f"ok: worker {w.get('name')} at {addr}"
-        raise NotReady(f"worker {name!r} is not registered with {host}:{port}")
+    def probe(
+        self, role: str, *, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081", **_: Any
+    ) -> str:
+        """See :mod:`clusterkit.probe`; raises ``NotReady`` with the reason."""
+        from clusterkit import probe
+
+        try:
+            return probe.probe(role, self.name, ui, name, worker_ui)
+        except probe.NotReadyYet as e:
+            raise NotReady(str(e)) from e
 
 
 def _flatten(raw: dict[str, Any]) -> dict[str, str]:

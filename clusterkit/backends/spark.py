@@ -12,13 +12,11 @@ and workers run as ``spark-class org.apache.spark.deploy.master.Master`` and
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import socket
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -67,11 +65,12 @@ def spark_env(work_dir: str | None = None) -> dict[str, str]:
 
 
 def _fetch_json(url: str, timeout: float = 3) -> dict[str, Any]:
+    from clusterkit.probe import NotReadyYet, fetch_json
+
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
-            return json.load(response)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise NotReady(f"{url} does not answer ({getattr(e, 'reason', e)})") from e
+        return fetch_json(url, timeout)
+    except NotReadyYet as e:
+        raise NotReady(str(e)) from e
 
 
 def _route_address(host: str, port: int) -> str:
@@ -82,6 +81,29 @@ def _route_address(host: str, port: int) -> str:
             return s.getsockname()[0]
         except OSError:
             return "127.0.0.1"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _fitting_executor_memory(workers: list[dict[str, Any]]) -> str | None:
+    """Executor memory that fits the smallest worker, capped at Spark's 1g default.
+
+    An executor asking for more than any worker offers is the classic
+    "Initial job has not accepted any resources" hang.
+    """
+    offers = [int(w.get("memory", 0)) for w in workers]
+    if not offers:
+        return None
+    return f"{min(1024, min(offers))}m"
+
+
+def _executor_versions(_: Any) -> list[tuple[str, dict[str, str]]]:
+    """Runs on an executor (clusterkit is on its path in every node image)."""
+    return [(socket.gethostname(), local_versions(java=True))]
 
 
 class SparkBackend(Backend):
@@ -232,13 +254,26 @@ class SparkBackend(Backend):
             error=ClusterUnavailable,
             hint=_CONNECT_HINT,
         )
-        driver_host = driver_host or ("127.0.0.1" if loopback(host) else _route_address(host, port))
-        local = loopback(host) or loopback(driver_host)
-        python = python or (sys.executable if local else None)
-        if python:
-            # pyspark reads this once, when the context starts: it is what executors run.
-            os.environ["PYSPARK_PYTHON"] = python
+        workers = self._alive_workers(host, ui_port)
+        if driver_host is None:
+            # Executors must reach the driver: use this machine's address on the
+            # route to a worker (a container network's gateway, a LAN address).
+            far = next((w for w in workers if not loopback(str(w.get("host", "")))), None)
+            if far is not None:
+                driver_host = _route_address(str(far["host"]), int(far.get("port") or port))
+            else:
+                driver_host = "127.0.0.1" if loopback(host) else _route_address(host, port)
+        local = loopback(driver_host)
+        # Local executors run this interpreter; remote ones their own python3
+        # (clusterkit images put their venv first on PATH).
+        python = python or (sys.executable if local else "python3")
+        # pyspark reads this once, when the context starts: it is what executors run.
+        os.environ["PYSPARK_PYTHON"] = python
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        if not local:
+            # Fixed, known ports for the connections executors open back to us.
+            driver_port = driver_port or _free_port(driver_host)
+            block_manager_port = block_manager_port or _free_port(driver_host)
         settings = {
             "spark.driver.host": driver_host,
             "spark.driver.bindAddress": bind_address or driver_host,
@@ -249,9 +284,8 @@ class SparkBackend(Backend):
             settings["spark.driver.port"] = str(driver_port)
         if block_manager_port:
             settings["spark.blockManager.port"] = str(block_manager_port)
-        if python:
-            settings["spark.pyspark.python"] = python
-        memory = executor_memory or self._fitting_executor_memory(host, ui_port)
+        settings["spark.pyspark.python"] = python
+        memory = executor_memory or _fitting_executor_memory(workers)
         if memory:
             settings["spark.executor.memory"] = memory
         settings.update(conf or {})
@@ -267,25 +301,29 @@ class SparkBackend(Backend):
         self._ui_url = f"http://{format_host(host)}:{ui_port}"
         return session
 
-    def _fitting_executor_memory(self, host: str, ui_port: int) -> str | None:
-        """Executor memory that fits the smallest worker, capped at Spark's 1g default.
-
-        An executor asking for more than any worker offers is the classic
-        "Initial job has not accepted any resources" hang.
-        """
+    def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
         try:
             state = _fetch_json(f"http://{format_host(host)}:{ui_port}/json/", timeout=2)
         except NotReady:
-            return None
-        offers = [int(w.get("memory", 0)) for w in state.get("workers", []) if w.get("state") == "ALIVE"]
-        if not offers:
-            return None
-        return f"{min(1024, min(offers))}m"
+            return []
+        return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
 
     def report_status(
-        self, address: str | None = None, *, ui_port: int | None = None, **_: Any
+        self,
+        address: str | None = None,
+        *,
+        ui_port: int | None = None,
+        session: Any = None,
+        check: bool = False,
+        tolerance: str | None = None,
+        **_: Any,
     ) -> ClusterStatus:
-        """Status from the master's JSON endpoint (``/json/``)."""
+        """Status from the master's JSON endpoint (``/json/``).
+
+        ``check=True`` also runs the drift check: a small job reads the versions
+        on every executor (it needs a session: the last ``connect_to_scheduler``
+        or ``session``) and raises ``VersionMismatch`` on an error.
+        """
         if address is not None:
             host, port = parse_address(address, self.scheduler_port, self.scheme)
         elif self._master is not None:
@@ -294,13 +332,33 @@ class SparkBackend(Backend):
             raise ClusterUnavailable(
                 "no Spark cluster to report on: call connect_to_scheduler(address) first or pass an address"
             )
-        ui = ui_port or (
-            int(self._ui_url.rsplit(":", 1)[1]) if self._ui_url and address is None else self.dashboard_port
-        )
+        if ui_port is None and address is None and self._ui_url:
+            ui_port = int(self._ui_url.rsplit(":", 1)[1])
+        ui = ui_port or self.dashboard_port
         try:
-            return self.collect_status(host, port, ui)
+            found = self.collect_status(host, port, ui)
         except NotReady as e:
             raise ClusterUnavailable(f"Spark master web UI at {host}:{ui} does not answer: {e}") from e
+        if not check:
+            return found
+        from clusterkit import drift
+
+        session = session or self._session
+        if session is None:
+            raise ClusterUnavailable("check=True needs a session: call connect_to_scheduler(address) first")
+        versions = self.node_versions(session)
+        differences = drift.compare(versions, backend=self.name, tolerance=tolerance)
+        drift.raise_on_errors(differences)
+        return dataclasses.replace(found, versions=versions, differences=tuple(differences))
+
+    def node_versions(self, session: Any) -> dict[str, dict[str, str]]:
+        """Versions of the client (driver) and of each executor host, from a tiny job."""
+        sc = session.sparkContext
+        tasks = max(2, sc.defaultParallelism) * 2
+        found = {"client": local_versions(java=True)}
+        for host, versions in sc.parallelize(range(tasks), tasks).mapPartitions(_executor_versions).collect():
+            found[f"executor@{host}"] = versions
+        return found
 
     # -- what runtimes use -------------------------------------------------------
 
@@ -337,21 +395,15 @@ class SparkBackend(Backend):
         )
 
     def probe(
-        self, role: str, *, ui: str = "127.0.0.1:8080", worker_ui: str = "127.0.0.1:8081", **_: Any
+        self, role: str, *, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081", **_: Any
     ) -> str:
-        """Master: its JSON says ALIVE. Worker: the master lists this worker's id as ALIVE."""
-        host, port = parse_address(ui, self.dashboard_port)
-        if role == "scheduler":
-            state = self._state(host, port)
-            return f"ok: master ALIVE with {state.get('aliveworkers', 0)} workers"
-        whost, wport = parse_address(worker_ui, 8081)
-        me = _fetch_json(f"http://{format_host(whost)}:{wport}/json/")
-        master = me.get("masterwebuiurl") or f"http://{format_host(host)}:{port}"
-        state = _fetch_json(master.rstrip("/") + "/json/")
-        for w in state.get("workers", []):
-            if w.get("id") == me.get("id") and w.get("state") == "ALIVE":
-                return f"ok: worker {w.get('id')} ALIVE"
-        raise NotReady(f"worker {me.get('id')!r} is not ALIVE at the master")
+        """See :mod:`clusterkit.probe`; raises ``NotReady`` with the reason."""
+        from clusterkit import probe
+
+        try:
+            return probe.probe(role, self.name, ui, name, worker_ui)
+        except probe.NotReadyYet as e:
+            raise NotReady(str(e)) from e
 
 
 backend = SparkBackend()

@@ -5,11 +5,15 @@ from __future__ import annotations
 from clusterkit.errors import InvalidValue
 from clusterkit.runtimes.base import Runtime
 
-RUNTIMES = ("local",)
+RUNTIMES = ("compose", "local")
 
 
 def get_runtime(name: str) -> Runtime:
     """The runtime object for ``name``."""
+    if name == "compose":
+        from clusterkit.runtimes.compose import ComposeRuntime
+
+        return ComposeRuntime()
     if name == "local":
         from clusterkit.runtimes.local import LocalRuntime
 

@@ -52,7 +52,7 @@ def test_status_of_missing_cluster(cli, run_dir):
 def test_render_merges_file_and_flags(cli, tmp_path):
     spec = tmp_path / "c.yaml"
     spec.write_text("backend: spark\nworkers: 3\n")
-    result = cli("render", "--file", str(spec), "--workers", "4")
+    result = cli("render", "--format", "spec", "--file", str(spec), "--workers", "4")
     assert result.returncode == 0, result.stderr
     assert (
         "backend: spark" in result.stdout

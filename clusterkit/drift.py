@@ -1,0 +1,132 @@
+"""The drift check: do the client, the scheduler and every worker run the same environment?
+
+Dask only warns on a mismatch, and compares Python by its full version string;
+clusterkit grades each difference instead:
+
+- **error** (``VersionMismatch``): another Python minor version, or another
+  version of a package that moves data or code between nodes (dask,
+  distributed, cloudpickle, pyspark, py4j), or such a package missing on a node;
+- **warning**: another Python micro version (3.11.7 on the host, 3.11.2 in
+  Debian's image), another version of any other tracked package, another lock hash.
+
+The tolerance (``--tolerance`` or ``CLUSTERKIT_DRIFT_TOLERANCE``) shifts that line:
+``strict`` makes every warning an error; ``default`` is the grading above;
+``lenient`` reports only the errors.
+
+    >>> found = compare({"client": {"python": "3.11.7"}, "w1": {"python": "3.12.1"}}, backend="dask")
+    >>> [(d.node, d.package, d.severity) for d in found]
+    [('w1', 'python', 'error')]
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from clusterkit.errors import InvalidValue, VersionMismatch
+
+TOLERANCES = ("strict", "default", "lenient")
+
+#: Packages whose versions must agree, per backend: they (de)serialize code and data.
+CRITICAL = {
+    "dask": ("dask", "distributed", "cloudpickle"),
+    "spark": ("pyspark", "py4j", "cloudpickle"),
+}
+#: Packages that do not exist on the other backend's image; never compared there.
+IRRELEVANT = {"dask": ("pyspark", "py4j", "java"), "spark": ("dask", "distributed", "msgpack", "tornado")}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One package (or Python) that differs between the reference and a node."""
+
+    node: str
+    package: str
+    expected: str | None
+    found: str | None
+    severity: str  # "error" or "warning"
+
+
+def tolerance_from_env(value: str | None = None) -> str:
+    value = value or os.environ.get("CLUSTERKIT_DRIFT_TOLERANCE") or "default"
+    if value not in TOLERANCES:
+        raise InvalidValue(f"tolerance: {value!r} is not valid; expected one of {', '.join(TOLERANCES)}")
+    return value
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def compare(
+    versions: dict[str, dict[str, str]],
+    *,
+    backend: str,
+    reference: str = "client",
+    tolerance: str | None = None,
+) -> list[Difference]:
+    """Every difference between ``versions[reference]`` and each other node, graded."""
+    tolerance = tolerance_from_env(tolerance)
+    expected = versions.get(reference, {})
+    critical = CRITICAL.get(backend, ())
+    skip = IRRELEVANT.get(backend, ())
+    found: list[Difference] = []
+    for node, theirs in sorted(versions.items()):
+        if node == reference:
+            continue
+        for package in sorted(set(expected) | set(theirs)):
+            if package in skip:
+                continue
+            mine, other = expected.get(package), theirs.get(package)
+            if mine == other:
+                continue
+            if package == "python":
+                severity = "error" if _minor(mine or "") != _minor(other or "") else "warning"
+            elif package in critical:
+                severity = "error"
+            elif mine is None or other is None:
+                continue  # a package only one side has and the backend does not need
+            else:
+                severity = "warning"
+            if tolerance == "strict":
+                severity = "error"
+            if tolerance == "lenient" and severity == "warning":
+                continue
+            found.append(Difference(node, package, mine, other, severity))
+    return found
+
+
+def errors(differences: list[Difference]) -> list[Difference]:
+    return [d for d in differences if d.severity == "error"]
+
+
+def raise_on_errors(differences: list[Difference]) -> None:
+    """Raise ``VersionMismatch`` naming each error, if there is one."""
+    bad = errors(differences)
+    if bad:
+        listed = "; ".join(f"{d.node}: {d.package} {d.found} (client {d.expected})" for d in bad)
+        raise VersionMismatch(
+            f"{len(bad)} version mismatch(es) between the client and the cluster: {listed}. "
+            "Rebuild the images and the venv from one lock (`make images venv`)"
+        )
+
+
+def render(differences: list[Difference], console: Any = None) -> None:
+    """Print the differences as a table (or one line saying there are none)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    if not differences:
+        console.print("[green]no version drift[/green]: client, scheduler and workers match")
+        return
+    table = Table(title="version drift (reference: client)")
+    for column in ("node", "package", "client", "node has", "severity"):
+        table.add_column(column)
+    for d in differences:
+        colour = "red" if d.severity == "error" else "yellow"
+        table.add_row(
+            d.node, d.package, d.expected or "-", d.found or "(missing)", f"[{colour}]{d.severity}[/{colour}]"
+        )
+    console.print(table)

@@ -1,0 +1,42 @@
+"""Label keys put on every container, network and volume clusterkit creates.
+
+Tear-down and the ``clusterkit gc`` sweep find resources by these labels,
+never by name, so nothing the kit made can be missed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+PROJECT = "clusterkit.project"
+CLUSTER = "clusterkit.cluster"
+ROLE = "clusterkit.role"
+BACKEND = "clusterkit.backend"
+RUNTIME = "clusterkit.runtime"
+SPEC = "clusterkit.spec"
+SESSION = "clusterkit.session"
+SESSION_PID = "clusterkit.session-pid"
+
+PROJECT_VALUE = "clusterkit"
+
+
+def cluster_labels(name: str, backend: str, runtime: str, role: str | None = None) -> dict[str, str]:
+    """The labels of one cluster's resource; ``role`` is scheduler or worker."""
+    labels = {PROJECT: PROJECT_VALUE, CLUSTER: name, BACKEND: backend, RUNTIME: runtime}
+    if role:
+        labels[ROLE] = role
+    return labels
+
+
+def new_session_id() -> str:
+    """An id for one test session (pytest plugin); resources carry it with the PID."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def selector(**labels: str) -> list[str]:
+    """Docker filter list: ``selector(cluster="x")`` -> ``["clusterkit.project=clusterkit", ...]``."""
+    keys = {"cluster": CLUSTER, "role": ROLE, "backend": BACKEND, "runtime": RUNTIME, "session": SESSION}
+    found = [f"{PROJECT}={PROJECT_VALUE}"]
+    found += [f"{keys[k]}={v}" for k, v in labels.items()]
+    return found

@@ -1,0 +1,255 @@
+"""Node images against a real Docker engine.
+
+The first run builds the bases and both node images (minutes: see
+benchmarks/RESULTS.md); later runs reuse them. Bad-input cases use a private
+copy of images/ and check that no new image got tagged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from clusterkit import images
+from clusterkit.errors import BuildError, ImageNotFound
+
+pytestmark = pytest.mark.docker
+
+REPO_IMAGES = Path(images.__file__).resolve().parent.parent / "images"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The Docker client; skip (or fail with CLUSTERKIT_REQUIRE_DOCKER=1) without an engine."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as e:  # any failure to reach the engine
+        msg = f"Docker engine unreachable ({type(e).__name__}: {e})"
+        if os.environ.get("CLUSTERKIT_REQUIRE_DOCKER") == "1":
+            pytest.fail(msg + " and CLUSTERKIT_REQUIRE_DOCKER=1")
+        pytest.skip(msg)
+    return client
+
+
+def _tags(client) -> set[str]:
+    return {t for img in client.images.list() for t in img.tags}
+
+
+def _containers(client) -> set[str]:
+    return {c.id for c in client.containers.list(all=True)}
+
+
+def _run(client, ref: str, cmd: str, **kw) -> str:
+    out = client.containers.run(ref, ["sh", "-c", cmd], remove=True, network_mode="none", **kw)
+    return out.decode()
+
+
+@pytest.fixture(scope="module", params=images.BACKENDS)
+def node(request, engine):
+    """(backend, ref) of a current node image, built if missing."""
+    backend = request.param
+    return backend, images.ensure_image(backend, progress=lambda line: None)
+
+
+@pytest.fixture
+def images_copy(tmp_path, monkeypatch):
+    d = tmp_path / "images"
+    shutil.copytree(REPO_IMAGES, d)
+    monkeypatch.setenv("CLUSTERKIT_IMAGES_DIR", str(d))
+    monkeypatch.delenv("BASE_IMAGE", raising=False)
+    monkeypatch.delenv("BASE_IMAGE_JRE", raising=False)
+    return d
+
+
+# --- the built images ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_pip_freeze_equals_the_image_lock(engine, node):
+    backend, ref = node
+    frozen = {}
+    for line in _run(engine, ref, "pip freeze --all").split():
+        name, _, version = line.partition("==")
+        frozen[images.normalize(name)] = version
+    for tool in ("pip", "setuptools", "wheel", "clusterkit"):
+        frozen.pop(tool, None)
+    locked = {n: p.version for n, p in images.read_lock(images.lock_path(backend)).items()}
+    assert frozen == locked
+
+
+@pytest.mark.slow
+def test_python_311_non_root_and_clusterkit_importable(engine, node):
+    _, ref = node
+    out = _run(
+        engine,
+        ref,
+        "id -u; python -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'; "
+        "python -c 'import clusterkit; print(clusterkit.__file__)'; command -v clusterkit",
+    )
+    uid, py, where, launcher = out.split()
+    assert uid != "0" and uid == "1000"
+    assert py == images.PYTHON_MINOR
+    assert where == "/opt/clusterkit/clusterkit/__init__.py"
+    assert launcher == "/opt/venv/bin/clusterkit"
+
+
+@pytest.mark.slow
+def test_labels_describe_the_image(engine, node):
+    backend, ref = node
+    labels = engine.images.get(ref).labels
+    assert labels["clusterkit.project"] == "clusterkit"
+    assert labels["clusterkit.backend"] == backend
+    assert labels["clusterkit.lock-hash"] == images.lock_hash()
+    assert labels["clusterkit.python"] == images.PYTHON_MINOR
+    assert labels["clusterkit.source-hash"] == images.source_hash()
+    locked = {n: p.version for n, p in images.read_lock(images.lock_path(backend)).items()}
+    assert images.image_versions(ref) == locked
+    assert ref in {i.ref for i in images.list_images()}
+
+
+@pytest.mark.slow
+def test_spark_image_has_java_and_spark_home(engine):
+    ref = images.ensure_image("spark")
+    out = _run(
+        engine,
+        ref,
+        'java -version 2>&1 | head -1; test -x "$SPARK_HOME/bin/spark-class" && echo ok; '
+        "python -c 'import pyspark, pyarrow, pandas; print(pyspark.__version__)'",
+    )
+    assert "17." in out and "ok" in out
+    assert images.image_versions(ref)["pyspark"] in out
+
+
+@pytest.mark.slow
+def test_dask_image_has_no_java_or_pyspark(engine):
+    ref = images.ensure_image("dask")
+    out = _run(engine, ref, "command -v java || echo nojava; python -c 'import pyspark' 2>&1 | tail -1")
+    assert "nojava" in out and "ModuleNotFoundError" in out
+
+
+@pytest.mark.slow
+def test_node_build_runs_without_network(engine, monkeypatch):
+    seen = []
+    real = images._stream_build
+
+    def spy(client, progress, what, **kwargs):
+        seen.append(kwargs)
+        return real(client, progress, what, **kwargs)
+
+    monkeypatch.setattr(images, "_stream_build", spy)
+    images.build_node_image("dask")  # from the layer cache: seconds
+    assert seen and all(k.get("network_mode") == "none" for k in seen)
+
+
+@pytest.mark.slow
+def test_code_only_change_rebuilds_the_last_layer_under_the_same_tag(engine, tmp_path, monkeypatch):
+    ref = images.ensure_image("dask")
+    src = tmp_path / "clusterkit"
+    shutil.copytree(images._source_dir(), src, ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "_probe_for_test.py").write_text("PROBE = 1\n")
+    monkeypatch.setattr(images, "_source_dir", lambda: src)
+    try:
+        t0 = time.monotonic()
+        assert images.ensure_image("dask") == ref
+        elapsed = time.monotonic() - t0
+        assert (
+            _run(engine, ref, "python -c 'import clusterkit._probe_for_test as p; print(p.PROBE)'").strip()
+            == "1"
+        )
+        assert elapsed < 15, f"code-only rebuild took {elapsed:.1f}s"
+    finally:
+        monkeypatch.undo()
+        images.ensure_image("dask")  # put the real source back
+    assert engine.images.get(ref).labels["clusterkit.source-hash"] == images.source_hash()
+    # the venv stage is tagged, so `docker image prune` keeps the cache this relies on
+    assert images.image_exists(images.env_tag(ref))
+
+
+def test_ensure_image_is_a_fast_no_op_when_current(engine):
+    images.ensure_image("dask")
+    t0 = time.monotonic()
+    images.ensure_image("dask")
+    assert time.monotonic() - t0 < 2
+
+
+# --- bad input: a clear error and no new tagged image --------------------------------------
+
+
+def test_missing_dockerfile(engine, images_copy):
+    (images_copy / "Dockerfile.dask").unlink()
+    before = _tags(engine)
+    with pytest.raises(BuildError, match=r"Dockerfile\.dask is missing"):
+        images.build_node_image("dask")
+    assert _tags(engine) == before
+
+
+@pytest.mark.parametrize("how", ["argument", "env"])
+def test_base_image_not_present(engine, images_copy, monkeypatch, how):
+    missing = "clusterkit-test/no-such-base:never"
+    before = _tags(engine)
+    if how == "env":
+        monkeypatch.setenv("BASE_IMAGE", missing)
+        call = lambda: images.build_node_image("spark")  # noqa: E731  BASE_IMAGE_JRE falls back
+    else:
+        call = lambda: images.build_node_image("dask", base_image=missing)  # noqa: E731
+    with pytest.raises(ImageNotFound, match=r"no-such-base:never.*docker pull") as err:
+        call()
+    assert "BASE_IMAGE" in str(err.value)
+    with pytest.raises(ImageNotFound):
+        images.build_base(False, base_image=missing)
+    assert _tags(engine) == before
+
+
+def test_lock_naming_a_nonexistent_package(engine, images_copy, tmp_path, monkeypatch):
+    monkeypatch.setenv("CLUSTERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    bogus = "clusterkit-no-such-package-zz9==0.0.1 --hash=sha256:" + "0" * 64 + "\n"
+    for name in ("requirements.lock", "dask.lock"):
+        (images_copy / name).write_text(bogus)
+    before = _tags(engine)
+    with pytest.raises(BuildError, match="clusterkit-no-such-package-zz9") as err:
+        images.build_node_image("dask")
+    assert "make lock" in str(err.value)
+    assert _tags(engine) == before
+    assert not list((tmp_path / "cache" / "wheelhouse").glob("*/manifest.json"))
+
+
+@pytest.mark.slow
+def test_failed_build_leaves_no_tag_and_no_container(engine, images_copy):
+    images.ensure_image("dask")  # wheelhouse and base present, so only the build fails
+    df = images_copy / "Dockerfile.dask"
+    df.write_text(df.read_text().replace("AS env\n", "AS env\nRUN echo failing on purpose && false\n", 1))
+    tag = images.image_tag("dask")
+    before_tags, before_containers = _tags(engine), _containers(engine)
+    with pytest.raises(BuildError, match=r"failing on purpose|returned a non-zero code"):
+        images.build_node_image("dask")
+    assert tag not in _tags(engine)
+    assert _tags(engine) == before_tags
+    assert _containers(engine) == before_containers
+
+
+def test_subset_lock_out_of_date_is_reported(engine, images_copy):
+    lock = images_copy / "dask.lock"
+    lock.write_text(re.sub(r"(?m)^dask==\S+", "dask==0.0.1", lock.read_text()))
+    with pytest.raises(BuildError, match="make lock"):
+        images.build_node_image("dask")
+
+
+def test_image_versions_of_a_missing_image(engine):
+    with pytest.raises(ImageNotFound):
+        images.image_versions("clusterkit/dask:000000000000")
+
+
+def test_list_images_reports_sizes(engine):
+    infos = images.list_images()
+    for i in infos:
+        assert i.ref.startswith("clusterkit/") and i.size_bytes > 0
+    json.dumps([i.__dict__ for i in infos])  # plain data, printable by the CLI

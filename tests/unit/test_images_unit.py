@@ -1,0 +1,201 @@
+"""Pure parts of clusterkit.images: lock parsing, subsetting and tag hashing (no Docker)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clusterkit import images
+from clusterkit.errors import BuildError, UnknownBackend
+
+REPO_IMAGES = Path(images.__file__).resolve().parent.parent / "images"
+
+LOCK = """\
+bokeh==3.9.2 \\
+    --hash=sha256:aaaa \\
+    --hash=sha256:bbbb
+    # via -r requirements.in
+Typing_Extensions==4.16.0 \\
+    --hash=sha256:cccc
+    # via
+    #   -r requirements.in
+    #   bokeh
+pyspark==4.3.0 ; python_version >= "3.10" \\
+    --hash=sha256:dddd
+"""
+
+
+@pytest.fixture
+def images_copy(tmp_path, monkeypatch):
+    """A private copy of images/ that a test may edit; tags are computed from it."""
+    d = tmp_path / "images"
+    shutil.copytree(REPO_IMAGES, d)
+    monkeypatch.setenv("CLUSTERKIT_IMAGES_DIR", str(d))
+    monkeypatch.delenv("BASE_IMAGE", raising=False)
+    monkeypatch.delenv("BASE_IMAGE_JRE", raising=False)
+    return d
+
+
+def test_parse_lock_joins_continuations_and_normalizes_names():
+    pins = images.parse_lock(LOCK)
+    assert list(pins) == ["bokeh", "typing-extensions", "pyspark"]
+    assert pins["bokeh"].version == "3.9.2"
+    assert pins["bokeh"].hashes == ("sha256:aaaa", "sha256:bbbb")
+    assert pins["typing-extensions"].hashes == ("sha256:cccc",)
+    assert pins["pyspark"].marker == 'python_version >= "3.10"'
+
+
+def test_pin_line_round_trips_and_can_replace_hashes():
+    pin = images.parse_lock(LOCK)["bokeh"]
+    assert images.parse_lock(pin.line())["bokeh"] == pin
+    assert pin.line(["sha256:ffff"]) == "bokeh==3.9.2 --hash=sha256:ffff"
+
+
+def test_parse_lock_rejects_unpinned_line():
+    with pytest.raises(BuildError, match="cannot parse lock line"):
+        images.parse_lock("bokeh>=3\n")
+
+
+def test_subset_problems():
+    union = images.parse_lock(LOCK)
+    ok = images.parse_lock("bokeh==3.9.2 --hash=sha256:aaaa\n")
+    assert images.subset_problems(ok, union) == []
+    bad = images.parse_lock(
+        "bokeh==3.9.1 --hash=sha256:aaaa\nnumpy==2.0 --hash=sha256:1\npyspark==4.3.0 --hash=sha256:eeee\n"
+    )
+    probs = images.subset_problems(bad, union)
+    assert any("bokeh==3.9.1" in p for p in probs)
+    assert any("numpy is not in" in p for p in probs)
+    assert any("pyspark" in p and "hashes" in p for p in probs)
+
+
+def test_repo_node_locks_are_pinned_subsets_of_the_union_lock():
+    union = images.read_lock(REPO_IMAGES / "requirements.lock")
+    for backend in images.BACKENDS:
+        sub = images.read_lock(REPO_IMAGES / f"{backend}.lock")
+        assert images.subset_problems(sub, union) == [], backend
+        # the client's runtime deps are in every node, so `pip check` passes there
+        for dep in ("docker", "pyyaml", "tenacity", "click", "rich", "filelock", "psutil"):
+            assert dep in sub, (backend, dep)
+    dask = images.read_lock(REPO_IMAGES / "dask.lock")
+    spark = images.read_lock(REPO_IMAGES / "spark.lock")
+    assert "pyspark" not in dask and "distributed" in dask
+    assert "pyspark" in spark and "distributed" not in spark
+
+
+def test_lock_hash_is_sha256_of_the_file(tmp_path):
+    p = tmp_path / "x.lock"
+    p.write_text("a==1 --hash=sha256:00\n")
+    import hashlib
+
+    assert images.lock_hash(p) == hashlib.sha256(p.read_bytes()).hexdigest()
+    with pytest.raises(BuildError, match="missing"):
+        images.lock_hash(tmp_path / "nope.lock")
+
+
+def test_image_tag_shape_and_stability(images_copy):
+    t1 = images.image_tag("dask")
+    assert t1.startswith("clusterkit/dask:") and len(t1.split(":")[1]) == 12
+    assert images.image_tag("dask") == t1
+    assert images.image_tag("spark") != t1.replace("dask", "spark")
+    with pytest.raises(UnknownBackend):
+        images.image_tag("ray")
+
+
+@pytest.mark.parametrize(
+    "edit", ["dask.lock", "Dockerfile.dask", "trim-venv.sh", "base.packages", "build-base.sh"]
+)
+def test_image_tag_changes_with_its_inputs(images_copy, edit):
+    before = images.image_tag("dask")
+    with open(images_copy / edit, "a") as f:
+        # a package list's comments don't count, its packages do
+        f.write("\njq\n" if edit.endswith(".packages") else "\n# changed\n")
+    assert images.image_tag("dask") != before
+
+
+def test_image_tag_ignores_other_backend_and_source(images_copy, tmp_path):
+    before = images.image_tag("dask")
+    with open(images_copy / "Dockerfile.spark", "a") as f:
+        f.write("\n# changed\n")
+    with open(images_copy / "base-jre.packages", "a") as f:
+        f.write("\nfoo\n")
+    assert images.image_tag("dask") == before
+
+
+def test_image_tag_changes_with_version(images_copy, monkeypatch):
+    before = images.image_tag("spark")
+    monkeypatch.setattr(images, "__version__", "9.9.9")
+    assert images.image_tag("spark") != before
+
+
+def test_base_tag_online_depends_on_base_image(images_copy, monkeypatch):
+    offline = images.base_tag(False)
+    monkeypatch.setenv("BASE_IMAGE", "debian:bookworm-slim")
+    online = images.base_tag(False)
+    assert online != offline and online.startswith("clusterkit/base:")
+    # BASE_IMAGE_JRE falls back to BASE_IMAGE
+    assert images._online_base(True, None) == "debian:bookworm-slim"
+    monkeypatch.setenv("BASE_IMAGE_JRE", "other:1")
+    assert images.base_tag(True, base_image="x:1") != images.base_tag(True)
+
+
+def test_missing_dockerfile_is_a_build_error_naming_it(images_copy):
+    (images_copy / "Dockerfile.dask").unlink()
+    with pytest.raises(BuildError, match=r"Dockerfile\.dask"):
+        images.image_tag("dask")
+
+
+def test_package_list_ignores_comments(images_copy):
+    assert "python3" in images.package_list(False)
+    assert "openjdk-17-jre-headless" not in images.package_list(False)
+    assert "openjdk-17-jre-headless" in images.package_list(True)
+    assert not any(p.startswith("#") for p in images.package_list(True))
+
+
+def test_source_hash_ignores_pycache(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    h = images.source_hash(tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    assert images.source_hash(tmp_path) == h
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert images.source_hash(tmp_path) != h
+
+
+def test_node_requirements_use_built_wheel_hash(images_copy):
+    pins = images.read_lock(images_copy / "spark.lock")
+    manifest = {
+        n: {"file": f"{n}.whl", "hashes": list(p.hashes), "built_from_sdist": False} for n, p in pins.items()
+    }
+    manifest["pyspark"] = {"file": "pyspark.whl", "hashes": ["sha256:beef"], "built_from_sdist": True}
+    text = images._node_requirements("spark", manifest)
+    req = images.parse_lock(text)
+    assert req["pyspark"].hashes == ("sha256:beef",)
+    assert req["numpy"].hashes == pins["numpy"].hashes
+    assert set(req) == set(pins)
+    del manifest["numpy"]
+    with pytest.raises(BuildError, match="numpy"):
+        images._node_requirements("spark", manifest)
+
+
+def test_label_instruction_is_one_line_with_json_quoting():
+    line = images.label_instruction({"b": "2", "a": json.dumps({"x": "1"})})
+    assert line.startswith("LABEL a=") and "\n" not in line
+    assert line.endswith('b="2"')
+
+
+def test_missing_distribution_parsing():
+    out = "ERROR: Could not find a version\nERROR: No matching distribution found for Py_Spark==4.3.0\n"
+    assert images._missing_distribution(out) == "py-spark"
+    assert images._missing_distribution("ERROR: network down") is None
+
+
+def test_wheel_name():
+    assert images._wheel_name("typing_extensions-4.16.0-py3-none-any.whl") == "typing-extensions"
+
+
+def test_env_tag_names_the_venv_stage():
+    assert images.env_tag("clusterkit/dask:0123456789ab") == "clusterkit/dask-env:0123456789ab"
