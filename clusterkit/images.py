@@ -887,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "build-all":
             wheelhouse(progress=verbose)
             for bk in BACKENDS:
-                print(build_node_image(bk, progress=verbose))
+                print(ensure_image(bk, progress=verbose))
         elif args.cmd == "ensure":
             print(ensure_image(args.backend, progress=verbose))
         elif args.cmd == "tag":

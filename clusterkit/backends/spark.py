@@ -182,7 +182,11 @@ class SparkBackend(Backend):
         ensure_port_free(bind or "0.0.0.0", dashboard_port, "master web UI")
         env = spark_env(work_dir)
         # Fail instead of drifting to another port if one is taken after the check.
-        env["SPARK_MASTER_OPTS"] = "-Dspark.port.maxRetries=0 " + os.environ.get("SPARK_MASTER_OPTS", "")
+        # No REST submission server: it would take fixed port 6066 on every master.
+        env["SPARK_MASTER_OPTS"] = (
+            "-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false "
+            + os.environ.get("SPARK_MASTER_OPTS", "")
+        )
         return launch(self.scheduler_argv(bind, port, dashboard_port), detach=detach, env=env, log=log)
 
     def start_worker(

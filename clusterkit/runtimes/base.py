@@ -85,7 +85,7 @@ def wait_for_workers(
         what=f"{expected} {spec.backend} workers of cluster {spec.name!r} at {host}:{spec.scheduler_port}",
         timeout=timeout,
         interval=0.1,
-        max_interval=1.0,
+        max_interval=0.25,  # readiness is what `up` is timed by: notice it promptly
         error=StartupTimeout,
         on_timeout=diagnose,
     )

@@ -84,7 +84,8 @@ def test_dask_cluster_computes_reports_and_leaves_nothing(run_dir, ports, teardo
         def inc(x):
             return x + 1
 
-        assert client.submit(sum, client.map(inc, range(1000))).result() == sum(range(1, 1001))
+        futures = client.map(inc, range(1000))  # held, or the scheduler forgets them
+        assert client.submit(sum, futures).result() == sum(range(1, 1001))
         status = dask.report_status()
         assert len(status.workers) == 2
         assert {w.cores for w in status.workers} == {2}
