@@ -874,6 +874,9 @@ def analysis(code: str, runner: Runner, benches: dict[str, BenchDef]) -> str:
     return ""
 
 
+KEPT_MARKER = "<!-- kept by bench_cluster: measured by other commands -->"
+
+
 def report(
     runner: Runner,
     benches: dict[str, BenchDef],
@@ -1260,7 +1263,11 @@ def main(argv: list[str] | None = None) -> int:
     text = report(
         runner, benches, args.only_list, command_line(raw), started, elapsed, machine, loads, args.output
     )
-    (args.output / "RESULTS.md").write_text(text)
+    results = args.output / "RESULTS.md"
+    if results.exists() and KEPT_MARKER in results.read_text():
+        # Figures measured by other commands (image builds) live below the marker.
+        text = text.rstrip() + "\n\n" + KEPT_MARKER + results.read_text().split(KEPT_MARKER, 1)[1]
+    results.write_text(text)
     raw_data = {
         "command": command_line(raw),
         "date": started.isoformat(timespec="seconds"),

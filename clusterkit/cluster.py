@@ -17,7 +17,7 @@ from clusterkit.status import ClusterStatus
 
 def default_runtime_name() -> str:
     """``compose`` where a Docker engine answers, ``local`` otherwise (with a notice)."""
-    from clusterkit.runtimes.compose import engine_available
+    from clusterkit.engine import engine_available
 
     if engine_available():
         return "compose"

@@ -318,16 +318,9 @@ def _source_files(root: Path) -> list[Path]:
 
 
 def _client():
-    import docker
+    from clusterkit.engine import docker_client
 
-    try:
-        c = docker.from_env(timeout=600)
-        c.ping()
-        return c
-    except Exception as e:  # docker raises several unrelated types here
-        raise EngineUnavailable(
-            f"the Docker engine does not answer ({type(e).__name__}): start it or set DOCKER_HOST"
-        ) from e
+    return docker_client(timeout=600)
 
 
 def _get_image(client, ref: str):

@@ -20,6 +20,7 @@ from typing import IO, Any, TypeVar
 
 from clusterkit.errors import InvalidValue, NodeStartError, PortInUse
 from clusterkit.status import ClusterStatus
+from clusterkit.waiting import NotReady
 
 T = TypeVar("T")
 
@@ -166,9 +167,16 @@ class Backend:
         """Status read over the protocol, without keeping a client open."""
         raise NotImplementedError
 
-    def probe(self, role: str, **kwargs: Any) -> str:
-        """Health check spoken in the backend's protocol; returns a short 'ok' line."""
-        raise NotImplementedError
+    def probe(
+        self, role: str, *, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081", **_: Any
+    ) -> str:
+        """Health check in the backend's protocol (:mod:`clusterkit.probe`); ``NotReady`` if not."""
+        from clusterkit import probe
+
+        try:
+            return probe.probe(role, self.name, ui, name, worker_ui)
+        except probe.NotReadyYet as e:
+            raise NotReady(str(e)) from e
 
     def __repr__(self) -> str:
         return f"<clusterkit {self.name} backend>"

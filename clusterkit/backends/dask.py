@@ -269,17 +269,6 @@ class DaskBackend(Backend):
             versions={"client": local_versions()},
         )
 
-    def probe(
-        self, role: str, *, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081", **_: Any
-    ) -> str:
-        """See :mod:`clusterkit.probe`; raises ``NotReady`` with the reason."""
-        from clusterkit import probe
-
-        try:
-            return probe.probe(role, self.name, ui, name, worker_ui)
-        except probe.NotReadyYet as e:
-            raise NotReady(str(e)) from e
-
 
 def _flatten(raw: dict[str, Any]) -> dict[str, str]:
     found = {k: str(v) for k, v in raw.get("packages", {}).items() if v is not None}

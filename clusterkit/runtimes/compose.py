@@ -23,6 +23,7 @@ import yaml
 
 from clusterkit import labels
 from clusterkit.backends.base import ensure_port_free, format_host
+from clusterkit.engine import docker_client
 from clusterkit.errors import (
     ClusterExists,
     ClusterNotFound,
@@ -163,28 +164,6 @@ def compose_command() -> list[str]:
     raise EngineUnavailable(
         "neither `docker compose` nor `docker-compose` is installed; install the Compose tool"
     )
-
-
-def docker_client() -> Any:
-    """A docker SDK client, or ``EngineUnavailable`` with the fix."""
-    import docker
-
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except Exception as e:  # docker raises DockerException and requests errors
-        raise EngineUnavailable(
-            f"the Docker engine does not answer ({e}); start it, or use `--runtime local`"
-        ) from e
-
-
-def engine_available() -> bool:
-    try:
-        docker_client()
-        return True
-    except EngineUnavailable:
-        return False
 
 
 class ComposeRuntime(Runtime):

@@ -23,9 +23,10 @@ from docker.errors import NotFound as DockerNotFound
 
 from clusterkit import labels
 from clusterkit.backends import get_backend
+from clusterkit.engine import docker_client
 from clusterkit.errors import ImageNotFound, StartupTimeout
 from clusterkit.runtimes.base import wait_for_workers
-from clusterkit.runtimes.compose import MEMORY_OVERHEAD, docker_client, node_commands, node_environment
+from clusterkit.runtimes.compose import MEMORY_OVERHEAD, node_commands, node_environment
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
 
