@@ -86,6 +86,7 @@ test: venv images ## The whole suite: lint, unit and integration tests against r
 .PHONY: bench
 bench: venv images ## Run the benchmarks; writes benchmarks/RESULTS.md and results.png
 	$(BIN)/python -m benchmarks.bench_cluster
+	$(BIN)/python -m benchmarks.bench_fixture
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not images; see `clusterkit image prune`)

@@ -6,7 +6,6 @@ runtime failure; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -307,43 +306,13 @@ def image_prune(everything: bool) -> None:
 # --- what runs inside a node ------------------------------------------------------
 
 
-@main.group()
-def node() -> None:
-    """Run a scheduler or worker in the foreground (a container's main process)."""
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def node(args: tuple[str, ...]) -> None:
+    """Run a scheduler or worker in the foreground, as a container does (see --help)."""
+    from clusterkit import node as nodes
 
-
-@node.command("scheduler")
-@click.option("--backend", required=True)
-@click.option("--address", default="0.0.0.0", show_default=True, help="host[:port] to listen on.")
-@click.option("--port", default=None, help="Scheduler port (default: the backend's).")
-@click.option("--dashboard-port", default=None)
-def node_scheduler(backend: str, address: str, port: str | None, dashboard_port: str | None) -> None:
-    from clusterkit.backends import get_backend
-
-    b = get_backend(backend)
-    spec = resolve_spec(
-        overrides={"backend": backend, "scheduler_port": port, "dashboard_port": dashboard_port}, environ={}
-    )
-    host = address.rsplit(":", 1)[0] if ":" in address and not address.startswith("[") else address
-    b.start_scheduler(f"{host}:{spec.scheduler_port}", dashboard_port=spec.dashboard_port)
-
-
-@node.command("worker")
-@click.option("--backend", required=True)
-@click.option("--scheduler", "scheduler_address", required=True, help="host:port of the scheduler.")
-@click.option("--cores", default="1")
-@click.option("--memory", default="1g")
-@click.option("--name", default=None, help="Worker name (default: the host name).")
-@click.option("--host", default=None, help="Address to listen on (default: the route to the scheduler).")
-def node_worker(
-    backend: str, scheduler_address: str, cores: str, memory: str, name: str | None, host: str | None
-) -> None:
-    from clusterkit.backends import get_backend
-
-    spec = resolve_spec(overrides={"backend": backend, "cores": cores, "memory": memory}, environ={})
-    get_backend(backend).start_worker(
-        scheduler_address, cores=spec.cores, memory=spec.memory, name=name or os.uname().nodename, host=host
-    )
+    sys.exit(nodes.main(list(args)))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})

@@ -74,6 +74,14 @@ def spark(role: str, ui: str, worker_ui: str) -> str:
     raise NotReadyYet(f"worker {me.get('id')!r} is not ALIVE at the master")
 
 
+def registered_workers(backend: str, ui: str) -> int:
+    """How many workers the scheduler lists now, over HTTP (no ``distributed`` import)."""
+    if backend == "dask":
+        return len(fetch_json(f"{_base(ui)}/json/identity.json", timeout=1).get("workers", {}))
+    state = fetch_json(f"{_base(ui)}/json/", timeout=1)
+    return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
+
+
 def probe(
     role: str, backend: str, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081"
 ) -> str:

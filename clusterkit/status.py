@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 # What the drift check and the status compare, in this order.
@@ -65,6 +64,8 @@ def local_versions(java: bool = False) -> dict[str, str]:
 
     Absent packages are omitted; ``java=True`` adds the JVM's version (Spark).
     """
+    from importlib import metadata  # here: slow to import, and nodes start often
+
     versions = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import tenacity
-
 from clusterkit.errors import ClusterKitError, StartupTimeout
 
 T = TypeVar("T")
@@ -53,6 +51,8 @@ def wait_for(
     Returns:
         The first value ``probe`` returns.
     """
+    import tenacity  # here: a node's start-up imports this module but never waits
+
     started = time.monotonic()
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(max(timeout, 0.0)),

@@ -7,7 +7,6 @@ testcontainers) use that data and never special-case a backend.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import re
@@ -84,6 +83,8 @@ def loopback(host: str) -> bool:
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion, also from inside a running event loop."""
+    import asyncio  # here, not at the top: node start-up does not need it
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from clusterkit.backends.base import ensure_port_free, format_host
 from clusterkit.engine import docker_client
 from clusterkit.errors import (
     ClusterExists,
+    ClusterKitError,
     ClusterNotFound,
     ClusterUnavailable,
     EngineUnavailable,
@@ -73,8 +75,9 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = "scheduler") -> dict[
     commands and probes are described once.
     """
     b, p, d = spec.backend, str(spec.scheduler_port), str(spec.dashboard_port)
-    scheduler = ["clusterkit", "node", "scheduler", "--backend", b, "--port", p, "--dashboard-port", d]
-    worker = ["clusterkit", "node", "worker", "--backend", b, "--scheduler", f"{scheduler_host}:{p}"]
+    node = ["python", "-m", "clusterkit.node"]  # = `clusterkit node`, without the CLI's imports
+    scheduler = [*node, "scheduler", "--backend", b, "--port", p, "--dashboard-port", d]
+    worker = [*node, "worker", "--backend", b, "--scheduler", f"{scheduler_host}:{p}"]
     worker += ["--cores", str(spec.cores), "--memory", format_memory(spec.memory)]
     probe = ["python", "-m", "clusterkit.probe"]  # = `clusterkit probe`, without the CLI's imports
     scheduler_probe = [*probe, "scheduler", "--backend", b, "--ui", f"127.0.0.1:{d}"]
@@ -233,8 +236,31 @@ class ComposeRuntime(Runtime):
     def image_of(self, name: str) -> str:
         return self._recorded(name)[1]
 
+    def _unregistered(self, name: str) -> list[str]:
+        """Worker containers the scheduler does not list (by host name or address)."""
+        from clusterkit.backends import get_backend
+
+        try:
+            spec, _ = self._recorded(name)
+            host = spec.scheduler_address.rsplit(":", 1)[0]
+            seen = get_backend(spec.backend).collect_status(host, spec.scheduler_port, spec.dashboard_port)
+        except (ClusterKitError, NotReady):
+            return []
+        known = {w.name for w in seen.workers} | {
+            w.address.split("://")[-1].rsplit(":", 1)[0] for w in seen.workers
+        }
+        missing = []
+        for c in self._containers(name, "worker"):
+            addresses = {n.get("IPAddress") for n in c.attrs["NetworkSettings"]["Networks"].values()}
+            if c.attrs["Config"]["Hostname"] not in known and not addresses & known:
+                missing.append(c.name)
+        return sorted(missing)
+
     def _diagnose(self, name: str) -> str:
         lines = []
+        missing = self._unregistered(name)
+        if missing:
+            lines.append(f"  not registered with the scheduler: {', '.join(missing)}")
         for c in self._containers(name):
             c.reload()
             state = c.attrs["State"]
@@ -282,9 +308,10 @@ class ComposeRuntime(Runtime):
         ensure_port_free(spec.bind_address, spec.scheduler_port, "scheduler")
         ensure_port_free(spec.bind_address, spec.dashboard_port, "dashboard")
         progress(f"starting {spec.backend} scheduler and {spec.workers} workers ({image})")
+        deadline = time.monotonic() + timeout  # one deadline for compose and the wait
         try:
             self._compose(spec, image, "up", "-d", "--scale", f"worker={spec.workers}", timeout=timeout)
-            self._wait(spec, spec.workers, timeout)
+            self._wait(spec, spec.workers, max(1.0, deadline - time.monotonic()))
         except BaseException:
             if not keep:
                 self._teardown(spec.name)
@@ -303,34 +330,36 @@ class ComposeRuntime(Runtime):
         )
 
     def _teardown(self, name: str, volumes: bool = False) -> None:
-        """Stop and remove everything labelled with the cluster, in parallel.
+        """Stop and remove everything labelled with the cluster, gracefully and in parallel.
 
         By label rather than through the compose file, so it also removes what a
         crashed or older ``up`` left, and does not pay the Compose tool's start-up.
+        Workers get SIGTERM first; the scheduler follows as soon as it has seen
+        them leave (a worker whose scheduler vanishes first waits to reconnect),
+        while the workers' processes finish exiting.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         from docker.errors import APIError, NotFound
 
-        def remove(container: Any) -> None:
+        def quietly(action: Any) -> None:
             try:
-                container.stop(timeout=STOP_TIMEOUT)
-                container.remove(v=volumes, force=True)
+                action()
             except NotFound:
                 pass  # already gone
             except APIError as e:
-                if e.status_code != 409:  # 409: its removal is already in progress
+                if e.status_code not in (409,):  # 409: not running, or removal in progress
                     raise
 
         containers = self._containers(name)
-        # Workers first: a worker that loses its scheduler waits to reconnect
-        # instead of exiting at once.
         workers = [c for c in containers if c.labels.get(labels.ROLE) != "scheduler"]
-        others = [c for c in containers if c not in workers]
-        for group in (workers, others):
-            if group:
-                with ThreadPoolExecutor(max_workers=min(16, len(group))) as pool:
-                    list(pool.map(remove, group))
+        schedulers = [c for c in containers if c not in workers]
+        with ThreadPoolExecutor(max_workers=min(32, len(containers) + 1)) as pool:
+            list(pool.map(lambda c: quietly(lambda: c.kill(signal="SIGTERM")), workers))
+            self._await_workers_gone(schedulers)
+            stops = pool.map(lambda c: quietly(lambda: c.stop(timeout=STOP_TIMEOUT)), containers)
+            list(stops)
+            list(pool.map(lambda c: quietly(lambda: c.remove(v=volumes, force=True)), containers))
         for network in self.docker.networks.list(
             filters={"label": labels.selector(cluster=name, runtime="compose")}
         ):
@@ -338,6 +367,32 @@ class ComposeRuntime(Runtime):
         if volumes:
             for volume in self.docker.volumes.list(filters={"label": labels.selector(cluster=name)}):
                 volume.remove(force=True)
+
+    def _await_workers_gone(self, schedulers: list[Any], timeout: float = 3.0) -> None:
+        """Wait (briefly) until the scheduler lists no worker; give up quietly if it does not answer."""
+        from clusterkit import probe
+        from clusterkit.waiting import wait_for
+
+        if not schedulers:
+            return
+        try:
+            spec = resolve_spec(overrides=json.loads(schedulers[0].labels[labels.SPEC]), environ={})
+        except (KeyError, ValueError, ClusterKitError):
+            return
+        ui = f"{spec.scheduler_address.rsplit(':', 1)[0]}:{spec.dashboard_port}"
+
+        def none_left() -> None:
+            try:
+                left = probe.registered_workers(spec.backend, ui)
+            except probe.NotReadyYet:
+                return  # the scheduler does not answer: nothing to wait for
+            if left:
+                raise NotReady(f"{left} workers still registered")
+
+        try:
+            wait_for(none_left, what="workers to leave", timeout=timeout, interval=0.05, max_interval=0.1)
+        except StartupTimeout:
+            pass  # stop the scheduler anyway; the workers are already terminating
 
     def down(self, name: str, *, volumes: bool = False) -> None:
         if not self._containers(name):

@@ -205,3 +205,39 @@ def test_scale_negative_and_unknown_cluster(docker_client, cli):
     missing = cli("status", "--name", "ck-nothere", "--runtime", "compose")
     assert missing.returncode == 2 and "no running cluster named 'ck-nothere'" in missing.stderr
     assert "Traceback" not in negative.stderr + missing.stderr
+
+
+def test_timeout_names_what_is_missing_and_cleans_up(docker_client, cluster_names, cli):
+    """Too short a deadline: one clear error, nothing left; with --keep, everything kept."""
+    cluster_names += ["ck-slow", "ck-kept"]
+    args = ["--runtime", "compose", "--workers", "2", "--timeout", "2"]
+    result = cli(
+        "up",
+        "--name",
+        "ck-slow",
+        *args,
+        "--scheduler-port",
+        str(free_port()),
+        "--dashboard-port",
+        str(free_port()),
+    )
+    assert result.returncode == 1
+    assert "ck-slow" in result.stderr and ("timed out" in result.stderr or "did not finish" in result.stderr)
+    assert "Traceback" not in result.stderr
+    assert leftovers(docker_client, "ck-slow") == []
+
+    kept = cli(
+        "up",
+        "--name",
+        "ck-kept",
+        *args,
+        "--keep",
+        "--scheduler-port",
+        str(free_port()),
+        "--dashboard-port",
+        str(free_port()),
+    )
+    assert kept.returncode == 1
+    assert leftovers(docker_client, "ck-kept"), "--keep leaves the half-started cluster for debugging"
+    assert cli("down", "--name", "ck-kept").returncode == 0
+    assert leftovers(docker_client, "ck-kept") == []

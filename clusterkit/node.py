@@ -1,0 +1,76 @@
+"""A container's main process: run one scheduler or worker in the foreground.
+
+    python -m clusterkit.node scheduler --backend dask --port 8786 --dashboard-port 8787
+    python -m clusterkit.node worker --backend spark --scheduler scheduler:7077 --cores 2 --memory 2048m
+
+Same as ``clusterkit node ...``, without the CLI's imports (click, rich, the
+runtimes): every worker container pays this start-up, on 2 cores, N times.
+The process execs the backend's program, so signals reach it directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from clusterkit.errors import ClusterKitError
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Parse and exec; raises ``ClusterKitError`` on bad input (a taken port, a bad value)."""
+    from clusterkit.backends import get_backend
+    from clusterkit.spec import resolve_spec
+
+    parser = argparse.ArgumentParser(prog="clusterkit node", description=__doc__.splitlines()[0])
+    roles = parser.add_subparsers(dest="role", required=True)
+    scheduler = roles.add_parser("scheduler", help="the Dask scheduler / Spark master")
+    scheduler.add_argument("--backend", required=True)
+    scheduler.add_argument("--address", default="0.0.0.0", help="host to listen on (default: all)")
+    scheduler.add_argument("--port", default=None, help="scheduler port (default: the backend's)")
+    scheduler.add_argument("--dashboard-port", default=None)
+    worker = roles.add_parser("worker", help="one Dask worker / Spark worker")
+    worker.add_argument("--backend", required=True)
+    worker.add_argument("--scheduler", required=True, help="host:port of the scheduler")
+    worker.add_argument("--cores", default="1")
+    worker.add_argument("--memory", default="1g")
+    worker.add_argument("--name", default=None, help="worker name (default: the host name)")
+    worker.add_argument(
+        "--host", default=None, help="address to listen on (default: the route to the scheduler)"
+    )
+    args = parser.parse_args(argv)
+    backend = get_backend(args.backend)
+    if args.role == "scheduler":
+        spec = resolve_spec(
+            overrides={
+                "backend": args.backend,
+                "scheduler_port": args.port,
+                "dashboard_port": args.dashboard_port,
+            },
+            environ={},
+        )
+        backend.start_scheduler(f"{args.address}:{spec.scheduler_port}", dashboard_port=spec.dashboard_port)
+    else:
+        spec = resolve_spec(
+            overrides={"backend": args.backend, "cores": args.cores, "memory": args.memory}, environ={}
+        )
+        backend.start_worker(
+            args.scheduler,
+            cores=spec.cores,
+            memory=spec.memory,
+            name=args.name or os.uname().nodename,
+            host=args.host,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except ClusterKitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0  # not reached: run() execs the node program
+
+
+if __name__ == "__main__":
+    sys.exit(main())
