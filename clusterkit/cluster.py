@@ -89,10 +89,9 @@ def connect(name: str | None = None, runtime: str | None = None, timeout: float 
 
     rt, found = find(name, runtime)
     spec = rt.spec_of(found)
-    backend = get_backend(spec.backend)
-    if spec.backend == "spark":
-        return backend.connect_to_scheduler(spec.scheduler_address, timeout, ui_port=spec.dashboard_port)
-    return backend.connect_to_scheduler(spec.scheduler_address, timeout)
+    return get_backend(spec.backend).connect_to_scheduler(
+        spec.scheduler_address, timeout, ui_port=spec.dashboard_port
+    )
 
 
 def drift(
@@ -109,8 +108,5 @@ def drift(
     try:
         versions = backend.node_versions(connection)
     finally:
-        if spec.backend == "dask":
-            connection.close()
-        else:
-            connection.stop()
+        backend.close(connection)
     return drift_check.compare(versions, backend=spec.backend, tolerance=tolerance), versions

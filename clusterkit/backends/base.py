@@ -147,6 +147,14 @@ class Backend:
     dashboard_port: int = 0
     #: Where each node image keeps its interpreter; executors use it.
     image_python = "/opt/venv/bin/python"
+    #: Room a worker container needs above the worker's memory.
+    memory_overhead = 512 * 2**20
+    #: Environment every node container of this backend gets (the spec's ``env`` wins).
+    node_env: dict[str, str] = {}
+    #: A worker's own web UI port inside its container, for its probe (``None``: no such UI).
+    worker_ui_port: int | None = None
+    #: What the local runtime passes to ``start_worker``: several workers share one host.
+    local_worker_options: dict[str, Any] = {}
 
     def start_scheduler(self, address: str | None = None, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -159,6 +167,10 @@ class Backend:
 
     def report_status(self, address: str | None = None, **kwargs: Any) -> ClusterStatus:
         raise NotImplementedError
+
+    def close(self, connection: Any) -> None:
+        """Close what ``connect_to_scheduler`` returned."""
+        connection.close()
 
     def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
         """Workers the scheduler has registered; raises ``NotReady`` if it does not answer."""

@@ -66,6 +66,7 @@ class DaskBackend(Backend):
         memory: int,
         name: str | None,
         host: str | None,
+        work_dir: str | None = None,
     ) -> list[str]:
         shost, sport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
         argv = [
@@ -85,6 +86,8 @@ class DaskBackend(Backend):
         ]
         if name:
             argv += ["--name", name]
+        if work_dir:
+            argv += ["--local-directory", work_dir]
         if host:
             argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:0"]
         return argv
@@ -98,11 +101,13 @@ class DaskBackend(Backend):
         dashboard_port: int | None = None,
         detach: bool = False,
         log: IO[bytes] | None = None,
+        work_dir: str | None = None,
     ) -> Any:
         """Run a Dask scheduler at ``address`` (``host:port``; empty host = all interfaces).
 
         With ``detach=False`` (the default, as inside a container) this process
         becomes the scheduler; with ``detach=True`` a ``Popen`` is returned.
+        ``work_dir`` is accepted for symmetry with workers; the scheduler writes nothing.
         Raises ``PortInUse`` before starting if a port is taken.
         """
         host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
@@ -122,10 +127,16 @@ class DaskBackend(Backend):
         host: str | None = None,
         detach: bool = False,
         log: IO[bytes] | None = None,
+        work_dir: str | None = None,
     ) -> Any:
         """Run one Dask worker (behind a nanny) that joins ``scheduler_address``."""
         argv = self.worker_argv(
-            scheduler_address, cores=cores, memory=parse_memory(memory), name=name, host=host
+            scheduler_address,
+            cores=cores,
+            memory=parse_memory(memory),
+            name=name,
+            host=host,
+            work_dir=work_dir,
         )
         return launch(argv, detach=detach, log=log)
 
@@ -135,6 +146,7 @@ class DaskBackend(Backend):
         timeout: float = 30,
         *,
         dashboard_url: str | None = None,
+        ui_port: int | None = None,
         **client_kwargs: Any,
     ) -> Any:
         """Return a ``distributed.Client``, retrying with backoff until ``timeout``.
@@ -192,16 +204,7 @@ class DaskBackend(Backend):
                 "no Dask cluster to report on: call connect_to_scheduler(address) first or pass an address"
             )
         info = client.scheduler_info(n_workers=-1)
-        workers = tuple(
-            WorkerStatus(
-                name=str(w.get("name", addr)),
-                address=addr,
-                cores=int(w.get("nthreads", 0)),
-                memory=int(w.get("memory_limit") or 0),
-                state=str(w.get("status", "running")).upper(),
-            )
-            for addr, w in info.get("workers", {}).items()
-        )
+        workers = _worker_statuses(info)
         versions = self.node_versions(client)
         differences: tuple[Any, ...] = ()
         if check:
@@ -250,16 +253,7 @@ class DaskBackend(Backend):
 
     def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
         info = self._identity(host, scheduler_port)
-        workers = tuple(
-            WorkerStatus(
-                name=str(w.get("name", addr)),
-                address=addr,
-                cores=int(w.get("nthreads", 0)),
-                memory=int(w.get("memory_limit") or 0),
-                state=str(w.get("status", "running")).upper(),
-            )
-            for addr, w in info.get("workers", {}).items()
-        )
+        workers = _worker_statuses(info)
         return ClusterStatus(
             backend=self.name,
             scheduler_address=f"{format_host(host)}:{scheduler_port}",
@@ -268,6 +262,20 @@ class DaskBackend(Backend):
             workers=workers,
             versions={"client": local_versions()},
         )
+
+
+def _worker_statuses(info: dict[str, Any]) -> tuple[WorkerStatus, ...]:
+    """Workers from the scheduler's ``identity`` / ``scheduler_info`` answer."""
+    return tuple(
+        WorkerStatus(
+            name=str(w.get("name", addr)),
+            address=addr,
+            cores=int(w.get("nthreads", 0)),
+            memory=int(w.get("memory_limit") or 0),
+            state=str(w.get("status", "running")).upper(),
+        )
+        for addr, w in info.get("workers", {}).items()
+    )
 
 
 def _flatten(raw: dict[str, Any]) -> dict[str, str]:

@@ -113,6 +113,12 @@ class SparkBackend(Backend):
     scheme = "spark"
     scheduler_port = 7077
     dashboard_port = 8080
+    #: The worker daemon, the executor JVM's off-heap memory and Python workers.
+    memory_overhead = 1024 * 2**20
+    #: Spark's daemons default to 1 GiB of heap each; they need far less.
+    node_env = {"SPARK_DAEMON_MEMORY": "256m"}
+    worker_ui_port = 8081
+    local_worker_options = {"webui_port": 0}  # any free port: several workers on one host
 
     def __init__(self) -> None:
         self._session: Any = None
@@ -304,6 +310,9 @@ class SparkBackend(Backend):
         self._master = (host, port)
         self._ui_url = f"http://{format_host(host)}:{ui_port}"
         return session
+
+    def close(self, connection: Any) -> None:
+        connection.stop()
 
     def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
         try:

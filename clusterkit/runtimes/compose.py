@@ -17,12 +17,15 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from clusterkit import labels
+from clusterkit.backends import get_backend
 from clusterkit.backends.base import ensure_port_free, format_host
 from clusterkit.engine import docker_client
 from clusterkit.errors import (
@@ -40,13 +43,6 @@ from clusterkit.spec import ClusterSpec, format_memory, resolve_spec
 from clusterkit.status import ClusterStatus
 from clusterkit.waiting import NotReady
 
-#: Room above a worker's memory: the nanny (Dask); the worker daemon, executor
-#: JVM off-heap and Python workers (Spark).
-MEMORY_OVERHEAD = {"dask": 512 * 2**20, "spark": 1024 * 2**20}
-#: Spark's daemons default to 1 GiB of heap each; they need far less.
-SPARK_DAEMON_MEMORY = "256m"
-#: Inside the image, for the healthcheck and the node command.
-SPARK_WORKER_UI_PORT = 8081
 STOP_TIMEOUT = 5
 
 
@@ -82,8 +78,9 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = "scheduler") -> dict[
     probe = ["python", "-m", "clusterkit.probe"]  # = `clusterkit probe`, without the CLI's imports
     scheduler_probe = [*probe, "scheduler", "--backend", b, "--ui", f"127.0.0.1:{d}"]
     worker_probe = [*probe, "worker", "--backend", b, "--ui", f"{scheduler_host}:{d}"]
-    if b == "spark":
-        worker_probe += ["--worker-ui", f"127.0.0.1:{SPARK_WORKER_UI_PORT}"]
+    worker_ui = get_backend(b).worker_ui_port
+    if worker_ui:
+        worker_probe += ["--worker-ui", f"127.0.0.1:{worker_ui}"]
     return {
         "scheduler": {"command": scheduler, "probe": scheduler_probe},
         "worker": {"command": worker, "probe": worker_probe},
@@ -91,10 +88,8 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = "scheduler") -> dict[
 
 
 def node_environment(spec: ClusterSpec) -> dict[str, str]:
-    env = dict(spec.env)
-    if spec.backend == "spark":
-        env.setdefault("SPARK_DAEMON_MEMORY", SPARK_DAEMON_MEMORY)
-    return env
+    """The backend's node environment, overridden by the spec's ``env``."""
+    return {**get_backend(spec.backend).node_env, **dict(spec.env)}
 
 
 def render(spec: ClusterSpec, image: str) -> dict[str, Any]:
@@ -137,7 +132,7 @@ def render(spec: ClusterSpec, image: str) -> dict[str, Any]:
     worker["depends_on"] = {"scheduler": {"condition": "service_healthy"}}
     worker["scale"] = spec.workers
     worker["cpus"] = float(spec.cores)
-    worker["mem_limit"] = spec.memory + MEMORY_OVERHEAD[spec.backend]
+    worker["mem_limit"] = spec.memory + get_backend(spec.backend).memory_overhead
     return {
         "services": {"scheduler": scheduler, "worker": worker},
         "networks": {
@@ -193,11 +188,17 @@ class ComposeRuntime(Runtime):
             wanted["role"] = role
         return self.docker.containers.list(all=True, filters={"label": labels.selector(**wanted)})
 
-    def _compose(self, spec: ClusterSpec, image: str, *args: str, timeout: float = 300) -> str:
+    @contextmanager
+    def _compose_argv(self, spec: ClusterSpec, image: str) -> Iterator[list[str]]:
+        """The Compose tool's argv for this cluster, with its file rendered for the call."""
         with tempfile.TemporaryDirectory(prefix="clusterkit-") as tmp:
             path = Path(tmp) / "compose.yml"
             path.write_text(dump(render(spec, image)))
-            argv = [*compose_command(), "-p", project_name(spec.name), "-f", str(path), *args]
+            yield [*compose_command(), "-p", project_name(spec.name), "-f", str(path)]
+
+    def _compose(self, spec: ClusterSpec, image: str, *args: str, timeout: float = 300) -> str:
+        with self._compose_argv(spec, image) as base:
+            argv = [*base, *args]
             try:
                 result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired as e:
@@ -424,23 +425,10 @@ class ComposeRuntime(Runtime):
 
     def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
         spec, image = self._recorded(name)
-        with tempfile.TemporaryDirectory(prefix="clusterkit-") as tmp:
-            path = Path(tmp) / "compose.yml"
-            path.write_text(dump(render(spec, image)))
-            argv = [
-                *compose_command(),
-                "-p",
-                project_name(name),
-                "-f",
-                str(path),
-                "logs",
-                "--tail",
-                str(tail),
-            ]
-            if follow:
-                argv.append("-f")
-            if service:
-                argv.append(service)
+        with self._compose_argv(spec, image) as argv:
+            argv += (
+                ["logs", "--tail", str(tail)] + (["-f"] if follow else []) + ([service] if service else [])
+            )
             subprocess.run(argv, check=False)
 
     def driver_host(self, name: str) -> str:

@@ -195,15 +195,12 @@ class LocalRuntime(Runtime):
         address = f"{spec.bind_address}:{spec.scheduler_port}"
         work_dir = directory / node
         work_dir.mkdir(parents=True, exist_ok=True)
-        extra: dict[str, Any] = {"work_dir": str(work_dir)} if spec.backend == "spark" else {}
         with open(log_path, "ab") as log:
             if role == "scheduler":
                 proc = backend.start_scheduler(
-                    address, dashboard_port=spec.dashboard_port, detach=True, log=log, **extra
+                    address, dashboard_port=spec.dashboard_port, detach=True, log=log, work_dir=str(work_dir)
                 )
             else:
-                if spec.backend == "spark":
-                    extra["webui_port"] = 0  # several workers on one host: any free port
                 proc = backend.start_worker(
                     address,
                     cores=spec.cores,
@@ -212,7 +209,8 @@ class LocalRuntime(Runtime):
                     host=spec.bind_address,
                     detach=True,
                     log=log,
-                    **extra,
+                    work_dir=str(work_dir),
+                    **backend.local_worker_options,
                 )
         state["processes"].append(
             {

@@ -26,7 +26,7 @@ from clusterkit.backends import get_backend
 from clusterkit.engine import docker_client
 from clusterkit.errors import ImageNotFound, StartupTimeout
 from clusterkit.runtimes.base import wait_for_workers
-from clusterkit.runtimes.compose import MEMORY_OVERHEAD, node_commands, node_environment
+from clusterkit.runtimes.compose import node_commands, node_environment
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
 
@@ -171,7 +171,7 @@ class ContainerCluster:
             container.ports[self.spec.scheduler_port] = ("127.0.0.1", None)
             container.ports[self.spec.dashboard_port] = ("127.0.0.1", None)
         else:
-            kwargs["mem_limit"] = self.spec.memory + MEMORY_OVERHEAD[self.spec.backend]
+            kwargs["mem_limit"] = self.spec.memory + get_backend(self.spec.backend).memory_overhead
             kwargs["nano_cpus"] = int(self.spec.cores * 1e9)
         return container.with_kwargs(**kwargs)
 

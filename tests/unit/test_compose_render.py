@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from clusterkit import images
+from clusterkit.backends import get_backend
 from clusterkit.runtimes import compose
 from clusterkit.spec import resolve_spec
 
@@ -51,7 +52,7 @@ def test_workers_scale_limits_and_order():
     worker = doc["services"]["worker"]
     assert worker["scale"] == 4
     assert worker["cpus"] == 2.0
-    assert worker["mem_limit"] == 2 * 2**30 + compose.MEMORY_OVERHEAD["dask"]
+    assert worker["mem_limit"] == 2 * 2**30 + get_backend("dask").memory_overhead
     assert worker["depends_on"] == {"scheduler": {"condition": "service_healthy"}}
     assert worker["restart"] == "unless-stopped"
     assert "--cores" in worker["command"] and "2048m" in worker["command"]
