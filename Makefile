@@ -28,7 +28,7 @@ venv: $(BIN)/.installed ## Create .venv from the same lock as the node images
 
 .PHONY: lock
 lock: venv ## Recompile images/*.lock from images/*.in (needs the package index)
-	$(BIN)/python -m clusterkit.images lock --union
+	$(BIN)/clusterkit image lock --union
 	$(BIN)/uv pip compile --quiet --no-header --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_36 images/requirements-dev.in -o images/requirements-dev.lock
 
@@ -41,11 +41,11 @@ tools: # mmdebstrap makes the base image from Debian's packages (skipped when BA
 
 .PHONY: base
 base: venv tools ## Build the base images from nothing (mmdebstrap + docker import)
-	$(BIN)/python -m clusterkit.images base
+	$(BIN)/clusterkit image base
 
 .PHONY: images
 images: venv tools ## Build the base and node images that are missing or stale (no pull, no network in the build)
-	$(BIN)/python -m clusterkit.images build-all
+	$(BIN)/clusterkit image build
 
 .PHONY: up
 up: venv ## Start a cluster (BACKEND=dask|spark WORKERS=N) and print its status
@@ -66,7 +66,7 @@ logs: venv ## Show the cluster's logs
 
 .PHONY: render
 render: venv ## Rewrite compose/*.yml from the default specs (CI checks they are current)
-	$(BIN)/python -m clusterkit.runtimes.compose compose
+	$(BIN)/python -m clusterkit.render compose
 
 .PHONY: lint
 lint: venv ## Run ruff
@@ -85,8 +85,7 @@ test: venv images ## The whole suite: lint, unit and integration tests against r
 
 .PHONY: bench
 bench: venv images ## Run the benchmarks; writes benchmarks/RESULTS.md and results.png
-	$(BIN)/python -m benchmarks.bench_cluster
-	$(BIN)/python -m benchmarks.bench_fixture
+	$(BIN)/python -m benchmarks
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not images; see `clusterkit image prune`)

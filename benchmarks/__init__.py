@@ -1,1 +1,1 @@
-"""Benchmarks of clusterkit against its baselines (``python -m benchmarks.bench_cluster``)."""
+"""Benchmarks of clusterkit against its baselines: ``python -m benchmarks`` (see ``__main__``)."""

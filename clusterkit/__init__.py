@@ -1,7 +1,26 @@
 """clusterkit: a real Dask or Spark cluster from one spec and one pinned image.
 
->>> import clusterkit
->>> client = clusterkit.dask.connect_to_scheduler("127.0.0.1:8786")  # doctest: +SKIP
+>>> from clusterkit import Cluster
+>>> with Cluster("dask", workers=2) as cluster:  # doctest: +SKIP
+...     print(cluster.status())
+
+``clusterkit.dask`` and ``clusterkit.spark`` hold the seed API
+(``start_scheduler``, ``start_worker``, ``connect_to_scheduler``,
+``report_status``); every error is a ``ClusterKitError``.
 """
 
+from typing import Any
+
+from clusterkit.errors import ClusterKitError
+
 __version__ = "0.1.0"
+__all__ = ["Cluster", "ClusterKitError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: a node's start-up imports ``clusterkit`` and must not pay for docker or distributed.
+    if name == "Cluster":
+        from clusterkit.cluster import Cluster
+
+        return Cluster
+    raise AttributeError(f"module 'clusterkit' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from clusterkit.errors import ClusterKitError
 def run(argv: list[str] | None = None) -> None:
     """Parse and exec; raises ``ClusterKitError`` on bad input (a taken port, a bad value)."""
     from clusterkit.backends import get_backend
-    from clusterkit.spec import resolve_spec
+    from clusterkit.spec import parse_count, parse_memory, parse_port
 
     parser = argparse.ArgumentParser(prog="clusterkit node", description=__doc__.splitlines()[0])
     roles = parser.add_subparsers(dest="role", required=True)
@@ -41,23 +41,14 @@ def run(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     backend = get_backend(args.backend)
     if args.role == "scheduler":
-        spec = resolve_spec(
-            overrides={
-                "backend": args.backend,
-                "scheduler_port": args.port,
-                "dashboard_port": args.dashboard_port,
-            },
-            environ={},
-        )
-        backend.start_scheduler(f"{args.address}:{spec.scheduler_port}", dashboard_port=spec.dashboard_port)
+        port = parse_port("port", args.port or backend.scheduler_port)
+        dashboard_port = parse_port("dashboard_port", args.dashboard_port or backend.dashboard_port)
+        backend.start_scheduler(f"{args.address}:{port}", dashboard_port=dashboard_port)
     else:
-        spec = resolve_spec(
-            overrides={"backend": args.backend, "cores": args.cores, "memory": args.memory}, environ={}
-        )
         backend.start_worker(
             args.scheduler,
-            cores=spec.cores,
-            memory=spec.memory,
+            cores=parse_count("cores", args.cores, high=512),
+            memory=parse_memory(args.memory),
             name=args.name or os.uname().nodename,
             host=args.host,
         )

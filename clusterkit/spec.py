@@ -76,6 +76,20 @@ def _invalid(field_name: str, value: Any, accepted: str) -> InvalidValue:
     return InvalidValue(f"{field_name}: {value!r} is not valid; expected {accepted}")
 
 
+def parse_count(field_name: str, value: Any, low: int = 1, high: int = 256) -> int:
+    """A count (workers, cores) validated as the spec validates it.
+
+    >>> parse_count("workers", "3")
+    3
+    """
+    return _as_int(field_name, value, low, high, f"an integer from {low} to {high}")
+
+
+def parse_port(field_name: str, value: Any) -> int:
+    """A TCP port, validated as the spec validates ports."""
+    return _as_int(field_name, value, 1, 65535, "an integer port from 1 to 65535")
+
+
 def _as_int(field_name: str, value: Any, low: int, high: int, accepted: str) -> int:
     if isinstance(value, bool):
         raise _invalid(field_name, value, accepted)
@@ -126,13 +140,12 @@ class ClusterSpec:
             )
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise _invalid("name", self.name, "lower-case letters, digits, '-' or '_', at most 41 characters")
-        ports = "an integer port from 1 to 65535"
         set_ = object.__setattr__
-        set_(self, "workers", _as_int("workers", self.workers, 1, 256, "an integer from 1 to 256"))
-        set_(self, "cores", _as_int("cores", self.cores, 1, 512, "an integer from 1 to 512"))
+        set_(self, "workers", parse_count("workers", self.workers))
+        set_(self, "cores", parse_count("cores", self.cores, high=512))
         set_(self, "memory", parse_memory(self.memory))
-        set_(self, "scheduler_port", _as_int("scheduler_port", self.scheduler_port, 1, 65535, ports))
-        set_(self, "dashboard_port", _as_int("dashboard_port", self.dashboard_port, 1, 65535, ports))
+        set_(self, "scheduler_port", parse_port("scheduler_port", self.scheduler_port))
+        set_(self, "dashboard_port", parse_port("dashboard_port", self.dashboard_port))
         if self.scheduler_port == self.dashboard_port:
             raise _invalid("dashboard_port", self.dashboard_port, "a port different from scheduler_port")
         try:
@@ -160,8 +173,28 @@ class ClusterSpec:
         return f"{host}:{self.scheduler_port}"
 
     @property
-    def environment(self) -> dict[str, str]:
-        return dict(self.env)
+    def scheduler_host(self) -> str:
+        """The host part of :attr:`scheduler_address`."""
+        return self.scheduler_address.rsplit(":", 1)[0]
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ClusterSpec:
+        """The spec of a running cluster, from what ``to_dict`` recorded.
+
+        A record is not user input: no ``clusterkit.yaml``, no ``CLUSTERKIT_*``
+        and no defaults are merged in, so the cluster reads back as it was
+        started, whatever folder or environment asks.
+
+        >>> spec = ClusterSpec(name="x", image=None, workers=3)
+        >>> ClusterSpec.from_record(spec.to_dict()) == spec
+        True
+        """
+        unknown = set(record) - set(SPEC_KEYS)
+        if unknown:
+            raise UnknownKey(
+                f"recorded spec has unknown keys {sorted(unknown)}: it was written by another version"
+            )
+        return cls(**dict(record))
 
     def replace(self, **changes: Any) -> ClusterSpec:
         """Return a copy with ``changes`` applied and validated again."""

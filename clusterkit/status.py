@@ -38,7 +38,7 @@ def _lock_hash() -> str | None:
     if found:
         return found
     try:
-        from clusterkit.images import lock_hash
+        from clusterkit.images.locks import lock_hash
 
         return lock_hash()
     except Exception:  # noqa: BLE001 - an installed clusterkit has no images/ folder

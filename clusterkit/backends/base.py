@@ -18,8 +18,8 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
 from clusterkit.errors import InvalidValue, NodeStartError, PortInUse
+from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
-from clusterkit.waiting import NotReady
 
 T = TypeVar("T")
 
@@ -145,8 +145,9 @@ class Backend:
     scheme: str = ""
     scheduler_port: int = 0
     dashboard_port: int = 0
-    #: Where each node image keeps its interpreter; executors use it.
-    image_python = "/opt/venv/bin/python"
+    #: The scheduler's HTTP health endpoint (on the dashboard port) and the text it shows when ready.
+    health_path = "/"
+    health_marker = ""
     #: Room a worker container needs above the worker's memory.
     memory_overhead = 512 * 2**20
     #: Environment every node container of this backend gets (the spec's ``env`` wins).
@@ -172,6 +173,20 @@ class Backend:
         """Close what ``connect_to_scheduler`` returned."""
         connection.close()
 
+    def connect(self, spec: ClusterSpec, timeout: float = 60, **options: Any) -> Any:
+        """A client for the cluster of ``spec`` (as this host reaches it: ``Runtime.client_spec``)."""
+        return self.connect_to_scheduler(
+            spec.scheduler_address, timeout, ui_port=spec.dashboard_port, **options
+        )
+
+    def ship(self, connection: Any, archive: str) -> None:
+        """Put a zip of Python modules on every node's path (test code the tasks import)."""
+        raise NotImplementedError
+
+    def cluster_class(self) -> type:
+        """The Python ``Cluster`` class of this backend (``Cluster(name, ...)`` returns one)."""
+        raise NotImplementedError
+
     def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
         """Workers the scheduler has registered; raises ``NotReady`` if it does not answer."""
         raise NotImplementedError
@@ -179,17 +194,6 @@ class Backend:
     def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
         """Status read over the protocol, without keeping a client open."""
         raise NotImplementedError
-
-    def probe(
-        self, role: str, *, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081", **_: Any
-    ) -> str:
-        """Health check in the backend's protocol (:mod:`clusterkit.probe`); ``NotReady`` if not."""
-        from clusterkit import probe
-
-        try:
-            return probe.probe(role, self.name, ui, name, worker_ui)
-        except probe.NotReadyYet as e:
-            raise NotReady(str(e)) from e
 
     def __repr__(self) -> str:
         return f"<clusterkit {self.name} backend>"

@@ -43,6 +43,8 @@ class DaskBackend(Backend):
     scheme = "tcp"
     scheduler_port = 8786
     dashboard_port = 8787
+    health_path = "/health"
+    health_marker = "ok"
 
     def __init__(self) -> None:
         self._client: Any = None
@@ -224,6 +226,20 @@ class DaskBackend(Backend):
         )
 
     # -- what runtimes use -------------------------------------------------------
+
+    def cluster_class(self) -> type:
+        from clusterkit.backends.dask_cluster import DaskCluster
+
+        return DaskCluster
+
+    def ship(self, connection: Any, archive: str) -> None:
+        from pathlib import Path
+
+        from clusterkit.testing.ship import ShipCode, ShipCodeToScheduler
+
+        filename, data = Path(archive).name, Path(archive).read_bytes()
+        connection.register_plugin(ShipCodeToScheduler(filename, data))
+        connection.register_plugin(ShipCode(filename, data))
 
     def node_versions(self, client: Any) -> dict[str, dict[str, str]]:
         """Versions of the client, scheduler and every worker, keyed by worker name."""

@@ -113,6 +113,8 @@ class SparkBackend(Backend):
     scheme = "spark"
     scheduler_port = 7077
     dashboard_port = 8080
+    health_path = "/json/"
+    health_marker = '"ALIVE"'
     #: The worker daemon, the executor JVM's off-heap memory and Python workers.
     memory_overhead = 1024 * 2**20
     #: Spark's daemons default to 1 GiB of heap each; they need far less.
@@ -374,6 +376,14 @@ class SparkBackend(Backend):
         return found
 
     # -- what runtimes use -------------------------------------------------------
+
+    def cluster_class(self) -> type:
+        from clusterkit.backends.spark_cluster import SparkCluster
+
+        return SparkCluster
+
+    def ship(self, connection: Any, archive: str) -> None:
+        connection.sparkContext.addPyFile(archive)
 
     def _state(self, host: str, dashboard_port: int) -> dict[str, Any]:
         state = _fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")

@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import click
-import yaml
 
 from clusterkit import __version__, cluster
 from clusterkit.errors import ClusterKitError, InvalidValue
@@ -47,6 +46,16 @@ def _env_pairs(values: tuple[str, ...]) -> dict[str, str] | None:
             raise InvalidValue(f"env: {item!r} is not valid; expected NAME=value")
         pairs[key] = value
     return pairs
+
+
+def _runtime_option(text: str = "Which runtime holds the cluster (default: search them all).") -> Any:
+    from clusterkit.runtimes import RUNTIMES
+
+    return click.option("--runtime", type=click.Choice(RUNTIMES), help=text)
+
+
+def _name_option() -> Any:
+    return click.option("--name", help="Cluster name (default: the only running cluster).")
 
 
 def _spec_options(func: Any) -> Any:
@@ -91,11 +100,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @_spec_options
-@click.option(
-    "--runtime",
-    type=click.Choice(["compose", "local"]),
-    help="Where to run it (default: compose if an engine answers, else local).",
-)
+@_runtime_option("Where to run it (default: compose if an engine answers, else local).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for all workers.")
 @click.option("--keep", is_flag=True, help="Keep what started if start-up fails (for debugging).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -118,8 +123,8 @@ def up(
 
 
 @main.command()
-@click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["compose", "local"]))
+@_name_option()
+@_runtime_option()
 @click.option("--volumes", is_flag=True, help="Also remove the cluster's volumes.")
 def down(name: str | None, runtime: str | None, volumes: bool) -> None:
     """Stop a cluster and remove everything it started."""
@@ -128,8 +133,8 @@ def down(name: str | None, runtime: str | None, volumes: bool) -> None:
 
 
 @main.command()
-@click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["compose", "local"]))
+@_name_option()
+@_runtime_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status(name: str | None, runtime: str | None, as_json: bool) -> None:
     """Show the scheduler, every worker with cores and memory, and versions."""
@@ -142,8 +147,8 @@ def status(name: str | None, runtime: str | None, as_json: bool) -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("workers")
-@click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["compose", "local"]))
+@_name_option()
+@_runtime_option()
 @click.option("--timeout", default=120.0, show_default=True)
 def scale(workers: str, name: str | None, runtime: str | None, timeout: float) -> None:
     """Change the number of workers and wait until the scheduler sees exactly that many."""
@@ -153,14 +158,13 @@ def scale(workers: str, name: str | None, runtime: str | None, timeout: float) -
 
 @main.command()
 @click.argument("service", required=False)
-@click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["compose", "local"]))
+@_name_option()
+@_runtime_option()
 @click.option("-f", "--follow", is_flag=True)
 @click.option("--tail", default=100, show_default=True)
 def logs(service: str | None, name: str | None, runtime: str | None, follow: bool, tail: int) -> None:
     """Show the logs of a cluster's nodes (or one SERVICE: scheduler, worker)."""
-    rt, found = cluster.find(name, runtime)
-    rt.logs(found, service, follow=follow, tail=tail)
+    cluster.logs(name, service, runtime, follow=follow, tail=tail)
 
 
 @main.command()
@@ -176,14 +180,7 @@ def logs(service: str | None, name: str | None, runtime: str | None, follow: boo
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
 def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
     """Render the spec (file, CLUSTERKIT_* variables and flags merged) for a runtime."""
-    spec = _spec_from(spec_file, env, **flags)
-    if fmt == "spec":
-        text = yaml.safe_dump(spec.to_dict(), sort_keys=False)
-    else:
-        from clusterkit import images
-        from clusterkit.runtimes import compose
-
-        text = compose.dump(compose.render(spec, spec.image or images.image_tag(spec.backend)))
+    text = cluster.render(_spec_from(spec_file, env, **flags), fmt)
     if output:
         with open(output, "w") as f:
             f.write(text)
@@ -193,8 +190,8 @@ def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, 
 
 
 @main.command()
-@click.option("--name", help="Cluster name (default: the only running cluster).")
-@click.option("--runtime", type=click.Choice(["compose", "local"]))
+@_name_option()
+@_runtime_option()
 @click.option(
     "--tolerance",
     type=click.Choice(["strict", "default", "lenient"]),
@@ -226,9 +223,7 @@ def doctor(name: str | None, runtime: str | None, tolerance: str | None, as_json
 @click.option("--all", "everything", is_flag=True, help="Also what belongs to live test sessions.")
 def gc(everything: bool) -> None:
     """Remove containers and networks left by crashed test sessions (found by label)."""
-    from clusterkit.runtimes import testcontainers as tc
-
-    removed = tc.sweep(only_dead=not everything)
+    removed = cluster.gc(everything)
     click.echo(
         f"removed {len(removed)} leftover resource(s)" + (": " + ", ".join(removed) if removed else "")
     )

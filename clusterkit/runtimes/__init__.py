@@ -1,15 +1,18 @@
-"""Runtimes by name: where a cluster runs (local processes, containers)."""
+"""Runtimes by name: where a cluster runs (local processes, compose, testcontainers)."""
 
 from __future__ import annotations
 
 from clusterkit.errors import InvalidValue
 from clusterkit.runtimes.base import Runtime
 
-RUNTIMES = ("compose", "local")
+#: Every runtime, in the order ``clusterkit.cluster.find`` looks for a named cluster.
+RUNTIMES = ("compose", "local", "testcontainers")
 
 
-def get_runtime(name: str) -> Runtime:
-    """The runtime object for ``name``."""
+def get_runtime(name: str | Runtime) -> Runtime:
+    """The runtime object for ``name`` (a ``Runtime`` is returned as it is)."""
+    if isinstance(name, Runtime):
+        return name
     if name == "compose":
         from clusterkit.runtimes.compose import ComposeRuntime
 
@@ -18,4 +21,8 @@ def get_runtime(name: str) -> Runtime:
         from clusterkit.runtimes.local import LocalRuntime
 
         return LocalRuntime()
+    if name == "testcontainers":
+        from clusterkit.runtimes.testcontainers import TestcontainersRuntime
+
+        return TestcontainersRuntime()
     raise InvalidValue(f"runtime: {name!r} is not known; expected one of {', '.join(RUNTIMES)}")

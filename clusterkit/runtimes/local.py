@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,9 @@ import psutil
 
 from clusterkit.backends import get_backend
 from clusterkit.backends.base import ensure_port_free
-from clusterkit.errors import ClusterExists, ClusterNotFound, NodeStartError, StartupTimeout
-from clusterkit.runtimes.base import Progress, Runtime, _quiet, wait_for_workers
-from clusterkit.spec import ClusterSpec, resolve_spec
-from clusterkit.status import ClusterStatus
+from clusterkit.errors import ClusterNotFound, NodeStartError, StartupTimeout
+from clusterkit.runtimes.base import Runtime
+from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 
 STOP_GRACE = 10.0
@@ -132,8 +130,10 @@ class LocalRuntime(Runtime):
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(path)
 
-    def _nodes(self, state: dict[str, Any]) -> list[_Node]:
-        return [_Node(r) for r in state.get("processes", [])]
+    def _nodes(self, state: dict[str, Any], role: str | None = None) -> list[_Node]:
+        return [_Node(r) for r in state.get("processes", []) if role in (None, r["role"])]
+
+    # -- what this runtime says ---------------------------------------------------
 
     def clusters(self) -> list[str]:
         if not self.root.is_dir():
@@ -146,49 +146,35 @@ class LocalRuntime(Runtime):
         return found
 
     def spec_of(self, name: str) -> ClusterSpec:
-        return resolve_spec(overrides=self._load(name)["spec"], environ={})
+        return ClusterSpec.from_record(self._load(name)["spec"])
 
-    # -- up ----------------------------------------------------------------------
+    def worker_names(self, name: str) -> list[str]:
+        state = self._load(name)
+        return [f"{name}-{n.record['node']}" for n in self._nodes(state, "worker")]
 
-    def up(
-        self, spec: ClusterSpec, *, timeout: float = 120, keep: bool = False, progress: Progress = _quiet
-    ) -> ClusterStatus:
+    def _exists(self, name: str) -> bool:
+        return (self._dir(name) / "state.json").exists()
+
+    def _preflight(self, spec: ClusterSpec) -> None:
+        ensure_port_free(spec.bind_address, spec.scheduler_port, "scheduler")
+        ensure_port_free(spec.bind_address, spec.dashboard_port, "dashboard")
+
+    def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:
         directory = self._dir(spec.name)
-        if (directory / "state.json").exists():
-            state = self._load(spec.name)
-            if any(n.alive() for n in self._nodes(state)):
-                raise ClusterExists(
-                    f"local cluster {spec.name!r} is already up; run `clusterkit down --name "
-                    f"{spec.name}` first or choose another --name"
-                )
-            shutil.rmtree(directory, ignore_errors=True)  # left by a crash: nothing alive
-        host = spec.bind_address
-        ensure_port_free(host, spec.scheduler_port, "scheduler")
-        ensure_port_free(host, spec.dashboard_port, "dashboard")
+        shutil.rmtree(directory, ignore_errors=True)  # left by a crash: nothing of it is alive
         (directory / "logs").mkdir(parents=True, exist_ok=True)
         state: dict[str, Any] = {
             "name": spec.name,
             "runtime": self.name,
             "spec": spec.to_dict(),
             "processes": [],
-            "started": time.time(),
         }
         self._save(spec.name, state)
-        try:
-            progress(f"starting {spec.backend} scheduler on {host}:{spec.scheduler_port}")
-            self._start(spec, state, "scheduler", "scheduler")
-            for index in range(1, spec.workers + 1):
-                self._start(spec, state, "worker", f"worker-{index}")
-            progress(f"waiting for {spec.workers} workers to register")
-            self._wait(spec, state, spec.workers, timeout)
-        except BaseException:
-            if not keep:
-                self._stop(state)
-                shutil.rmtree(directory, ignore_errors=True)
-            raise
-        return self.status(spec.name)
+        self._launch(spec, state, "scheduler", "scheduler")
+        for index in range(1, spec.workers + 1):
+            self._launch(spec, state, "worker", f"worker-{index}")
 
-    def _start(self, spec: ClusterSpec, state: dict[str, Any], role: str, node: str) -> None:
+    def _launch(self, spec: ClusterSpec, state: dict[str, Any], role: str, node: str) -> None:
         backend = get_backend(spec.backend)
         directory = self._dir(spec.name)
         log_path = directory / "logs" / f"{node}.log"
@@ -212,18 +198,32 @@ class LocalRuntime(Runtime):
                     work_dir=str(work_dir),
                     **backend.local_worker_options,
                 )
-        state["processes"].append(
-            {
-                "role": role,
-                "node": node,
-                "pid": proc.pid,
-                "create_time": psutil.Process(proc.pid).create_time(),
-                "log": str(log_path),
-            }
-        )
+        record = {"role": role, "node": node, "pid": proc.pid, "log": str(log_path)}
+        record["create_time"] = psutil.Process(proc.pid).create_time()
+        state["processes"].append(record)
         self._save(spec.name, state)
 
-    def _exited(self, state: dict[str, Any]) -> list[str]:
+    def _add_workers(self, name: str, count: int) -> None:
+        state = self._load(name)
+        spec = self.spec_of(name)
+        used = {int(n.record["node"].split("-")[1]) for n in self._nodes(state, "worker")}
+        free = (i for i in range(1, len(used) + count + 1) if i not in used)
+        for _ in range(count):
+            self._launch(spec, state, "worker", f"worker-{next(free)}")
+
+    def _remove_workers(self, name: str, workers: list[str]) -> None:
+        state = self._load(name)
+        doomed = [n for n in self._nodes(state, "worker") if f"{name}-{n.record['node']}" in workers]
+        self._stop(doomed)
+        gone = {n.pid for n in doomed}
+        state["processes"] = [r for r in state["processes"] if int(r["pid"]) not in gone]
+        self._save(name, state)
+
+    def _exited(self, name: str) -> list[str]:
+        try:
+            state = self._load(name)
+        except ClusterNotFound:
+            return []
         lines = []
         for node in self._nodes(state):
             if not node.alive():
@@ -233,34 +233,23 @@ class LocalRuntime(Runtime):
                 lines.append(_tail(node.record["log"]))
         return lines
 
-    def _wait(self, spec: ClusterSpec, state: dict[str, Any], expected: int, timeout: float) -> None:
-        def check() -> None:
-            exited = self._exited(state)
-            if exited:
-                raise NodeStartError(
-                    f"cluster {spec.name!r} did not start: a node process ended\n" + "\n".join(exited)
-                )
+    def _check(self, name: str) -> None:
+        exited = self._exited(name)
+        if exited:
+            raise NodeStartError(
+                f"cluster {name!r} did not start: a node process ended\n" + "\n".join(exited)
+            )
 
-        def diagnose() -> str:
-            lines = self._exited(state) or ["  all processes are running; scheduler log:"]
-            if len(lines) == 1:
-                lines.append(_tail(state["processes"][0]["log"]))
-            return "\n".join(lines)
+    def _diagnose(self, name: str) -> str:
+        lines = self._exited(name)
+        if not lines and self._exists(name):
+            scheduler = self._nodes(self._load(name), "scheduler")
+            if scheduler:
+                lines = ["  all processes are running; scheduler log:", _tail(scheduler[0].record["log"])]
+        return "\n".join(lines)
 
-        wait_for_workers(
-            spec,
-            spec.scheduler_address.rsplit(":", 1)[0],
-            expected=expected,
-            timeout=timeout,
-            check=check,
-            diagnose=diagnose,
-        )
-
-    # -- down, status, scale, logs -------------------------------------------------
-
-    def _stop(self, state: dict[str, Any], nodes: list[_Node] | None = None) -> None:
+    def _stop(self, nodes: list[_Node]) -> None:
         """SIGTERM every node's process group, then SIGKILL what outlives the grace period."""
-        nodes = self._nodes(state) if nodes is None else nodes
         # Workers first, so they do not log a lost scheduler on the way out.
         nodes = sorted(nodes, key=lambda n: n.record["role"] == "scheduler")
         for node in nodes:
@@ -282,50 +271,14 @@ class LocalRuntime(Runtime):
         for node in nodes:
             node.reap()
 
-    def down(self, name: str, *, volumes: bool = False) -> None:
-        state = self._load(name)
-        self._stop(state)
+    def _teardown(self, name: str, volumes: bool = False) -> None:
+        if (self._dir(name) / "state.json").exists():
+            self._stop(self._nodes(self._load(name)))
         shutil.rmtree(self._dir(name), ignore_errors=True)
 
-    def status(self, name: str) -> ClusterStatus:
-        state = self._load(name)
-        spec = self.spec_of(name)
-        host = spec.scheduler_address.rsplit(":", 1)[0]
-        backend = get_backend(spec.backend)
-        try:
-            found = backend.collect_status(host, spec.scheduler_port, spec.dashboard_port)
-        except NotReady as e:
-            exited = self._exited(state)
-            detail = ("\n" + "\n".join(exited)) if exited else ""
-            from clusterkit.errors import ClusterUnavailable
-
-            raise ClusterUnavailable(
-                f"local cluster {name!r} is recorded but its scheduler does not answer: {e}; "
-                f"run `clusterkit down --name {name}` and `clusterkit up` again{detail}"
-            ) from e
-        return ClusterStatus(**{**found.__dict__, "name": name, "runtime": self.name})
-
-    def scale(self, name: str, workers: int, *, timeout: float = 120) -> ClusterStatus:
-        state = self._load(name)
-        spec = self.spec_of(name).replace(workers=workers)
-        current = [r for r in state["processes"] if r["role"] == "worker"]
-        if workers > len(current):
-            used = {int(r["node"].split("-")[1]) for r in current}
-            free = (i for i in range(1, workers + len(used) + 1) if i not in used)
-            for _ in range(workers - len(current)):
-                self._start(spec, state, "worker", f"worker-{next(free)}")
-        elif workers < len(current):
-            remove = sorted(current, key=lambda r: int(r["node"].split("-")[1]))[workers:]
-            self._stop(state, [_Node(r) for r in remove])
-            state["processes"] = [r for r in state["processes"] if r not in remove]
-        state["spec"] = spec.to_dict()
-        self._save(name, state)
-        self._wait(spec, state, workers, timeout)
-        return self.status(name)
-
     def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
-        state = self._load(name)
-        for record in state["processes"]:
+        for node in self._nodes(self._load(name)):
+            record = node.record
             if service in (None, record["node"], record["role"]):
                 print(f"==> {record['node']} ({record['log']}) <==")
                 print(_tail(record["log"], tail))

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from clusterkit.errors import ClusterKitError, EngineUnavailable, ImageNotFound
+from clusterkit.errors import ClusterKitError, EngineUnavailable, ImageError
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,9 +64,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_xdist_worker(session.config):
         return  # the controller sweeps once
     try:
-        from clusterkit.runtimes.testcontainers import sweep
+        from clusterkit import cluster
 
-        swept = sweep(only_dead=True)
+        swept = cluster.gc()
     except (ClusterKitError, ImportError):
         return
     if swept:
@@ -124,45 +124,44 @@ def _module_archive(module: Any, scratch: Path) -> str:
 
 
 class ClusterHandle:
-    """What a test gets: addresses, a ready client, ``status()`` and ``scale(n)``."""
+    """What a test gets: addresses, a ready client, ``status()`` and ``scale(n)``.
+
+    ``cluster`` is the :class:`clusterkit.Cluster` underneath (a distributed
+    cluster for Dask); the session's reference count, not this object, decides
+    when it is removed.
+    """
 
     def __init__(self, cluster: Any, scratch: Path) -> None:
-        self._cluster = cluster
+        from clusterkit.backends import get_backend
+
+        self.cluster = cluster
+        self._backend = get_backend(cluster.spec.backend)
         self._client: Any = None
         self._scratch = scratch
         self._shipped: set[str] = set()
 
     @property
     def spec(self) -> Any:
-        return self._cluster.spec
+        return self.cluster.spec
 
     @property
     def backend(self) -> str:
-        return self._cluster.spec.backend
+        return self.cluster.spec.backend
 
     @property
     def scheduler_address(self) -> str:
         """``127.0.0.1:<port>``, reachable from the test process."""
-        return self._cluster.scheduler_address
+        return self.cluster.client_spec.scheduler_address
 
     @property
     def dashboard_url(self) -> str:
-        return self._cluster.dashboard_url
+        return f"http://127.0.0.1:{self.cluster.client_spec.dashboard_port}"
 
     @property
     def client(self) -> Any:
         """A ``distributed.Client`` (Dask) or ``SparkSession`` (Spark), made once."""
         if self._client is None:
-            if self.backend == "dask":
-                from clusterkit import dask
-
-                self._client = dask.connect_to_scheduler(self.scheduler_address, timeout=60)
-            else:
-                from clusterkit import spark
-
-                self._client = spark.connect_to_scheduler(
-                    self.scheduler_address, timeout=60, ui_port=self._cluster.host_dashboard_port
-                )
+            self._client = self._backend.connect(self.cluster.client_spec, 60)
         return self._client
 
     @property
@@ -171,33 +170,22 @@ class ClusterHandle:
         return self.client
 
     def status(self) -> Any:
-        return self._cluster.status()
+        return self.cluster.report()
 
     def ship(self, module: Any) -> None:
         """Send ``module``'s code to every worker (once), so tasks can import it."""
         name = getattr(module, "__name__", "")
         if not getattr(module, "__file__", None) or name in self._shipped:
             return
-        archive = _module_archive(module, self._scratch)
-        if self.backend == "dask":
-            from clusterkit.testing.ship import ShipCode, ShipCodeToScheduler
-
-            filename, data = Path(archive).name, Path(archive).read_bytes()
-            self.client.register_plugin(ShipCodeToScheduler(filename, data))
-            self.client.register_plugin(ShipCode(filename, data))
-        else:
-            self.client.sparkContext.addPyFile(archive)
+        self._backend.ship(self.client, _module_archive(module, self._scratch))
         self._shipped.add(name)
 
     def scale(self, workers: int, timeout: float = 180) -> Any:
-        return self._cluster.scale(workers, timeout=timeout)
+        return self.cluster.scale(workers, timeout=timeout)
 
     def close_client(self) -> None:
         if self._client is not None:
-            if self.backend == "dask":
-                self._client.close()
-            else:
-                self._client.stop()
+            self._backend.close(self._client)
             self._client = None
 
 
@@ -206,34 +194,27 @@ class _Clusters:
 
     def __init__(self, config: pytest.Config, root: Path) -> None:
         from clusterkit.labels import new_session_id
+        from clusterkit.runtimes.testcontainers import TestcontainersRuntime
 
         self.config = config
         self.root = root
         if _is_xdist_worker(config):
-            self.session = f"{config.workerinput['testrunuid'][:12]}"  # type: ignore[attr-defined]
-            self.owner = os.getppid()  # the xdist controller outlives every worker
+            session = f"{config.workerinput['testrunuid'][:12]}"  # type: ignore[attr-defined]
+            owner = os.getppid()  # the xdist controller outlives every worker
         else:
-            self.session = new_session_id()
-            self.owner = os.getpid()
-        self.handles: dict[str, tuple[ClusterHandle, Any]] = {}
+            session, owner = new_session_id(), os.getpid()
+        self.runtime = TestcontainersRuntime(session=session, owner_pid=owner)
+        self.handles: dict[str, ClusterHandle] = {}
 
-    def image_for(self, backend: str) -> str:
+    def image_for(self, backend: str) -> str | None:
+        """The ini file's image for ``backend``; ``None``: the one built from the lock."""
         configured = self.config.getini(f"clusterkit_{backend}_image")
-        if configured:
-            return str(configured)
-        from clusterkit import images
-
-        try:
-            return images.image_tag(backend)
-        except Exception as e:
-            raise ImageNotFound(
-                f"no image for {backend}: set clusterkit_{backend}_image in the pytest ini file ({e})"
-            ) from e
+        return str(configured) if configured else None
 
     def get(self, backend: str, workers: int | None, overrides: dict[str, Any]) -> ClusterHandle:
         from filelock import FileLock
 
-        from clusterkit.runtimes.testcontainers import ContainerCluster
+        from clusterkit import Cluster
         from clusterkit.spec import resolve_spec
 
         workers = (
@@ -241,14 +222,12 @@ class _Clusters:
             or self.config.getoption("clusterkit_workers")
             or int(self.config.getini("clusterkit_workers"))
         )
-        image = overrides.pop("image", None) or self.image_for(backend)
-        key = hashlib.sha256(
-            json.dumps([backend, workers, image, sorted(overrides.items())], default=str).encode()
-        )
+        overrides["image"] = overrides.get("image") or self.image_for(backend)
+        key = hashlib.sha256(json.dumps([backend, workers, sorted(overrides.items())], default=str).encode())
         digest = key.hexdigest()[:8]
         if digest in self.handles:
-            return self.handles[digest][0]
-        name = f"pytest-{backend}-{self.session}-{digest}"[:41].rstrip("-_")
+            return self.handles[digest]
+        name = f"pytest-{backend}-{self.runtime.session}-{digest}"[:41].rstrip("-_")
         spec = resolve_spec(
             overrides={"backend": backend, "name": name, "workers": workers, **overrides}, environ={}
         )
@@ -257,34 +236,35 @@ class _Clusters:
             if state_path.exists():
                 state = json.loads(state_path.read_text())
                 state["users"] += 1
-                cluster = ContainerCluster.from_state(state["cluster"])
+                cluster = Cluster.from_name(name, runtime=self.runtime)
             else:
-                cluster = ContainerCluster(spec=spec, image=image, session=self.session, owner_pid=self.owner)
-                cluster.start()
-                state = {"cluster": cluster.to_state(), "users": 1}
+                cluster = Cluster(spec=spec, runtime=self.runtime, timeout=180)
+                cluster.owned = False  # the state file's count decides; the last one out removes it
+                state = {"name": name, "users": 1}
             state_path.write_text(json.dumps(state))
         handle = ClusterHandle(cluster, self.root)
-        self.handles[digest] = (handle, cluster)
+        self.handles[digest] = handle
         return handle
 
     def release_all(self) -> None:
         from filelock import FileLock
 
         keep = self.config.getoption("clusterkit_keep")
-        for digest, (handle, cluster) in list(self.handles.items()):
+        for digest, handle in list(self.handles.items()):
             handle.close_client()
+            handle.cluster.close()
             state_path = self.root / f"clusterkit-{digest}.json"
             with FileLock(str(self.root / f"clusterkit-{digest}.lock")):
                 state = json.loads(state_path.read_text()) if state_path.exists() else {"users": 1}
                 state["users"] -= 1
-                if state["users"] <= 0:
+                if state["users"] > 0:
+                    state_path.write_text(json.dumps(state))
+                else:
                     state_path.unlink(missing_ok=True)
                     if keep:
-                        print(f"\nclusterkit: kept {cluster.spec.name} at {cluster.scheduler_address}")
+                        print(f"\nclusterkit: kept {handle.spec.name} at {handle.scheduler_address}")
                     else:
-                        cluster.stop()
-                else:
-                    state_path.write_text(json.dumps(state))
+                        self.runtime.down(handle.spec.name)
             del self.handles[digest]
 
 
@@ -311,7 +291,7 @@ def clusterkit_cluster(_clusterkit_clusters: _Clusters) -> Callable[..., Cluster
     def make(backend: str = "dask", workers: int | None = None, **spec: Any) -> ClusterHandle:
         try:
             return _clusterkit_clusters.get(backend, workers, dict(spec))
-        except (EngineUnavailable, ImageNotFound) as e:
+        except (EngineUnavailable, ImageError) as e:
             _unavailable(str(e))
             raise  # not reached: skip/fail raise
 

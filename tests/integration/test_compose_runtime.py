@@ -130,7 +130,11 @@ def test_default_ports_bind_to_loopback_only(docker_client, cluster_names):
     assert "0.0.0.0" not in shown and ":::" not in shown and "[::]" not in shown
 
 
-def test_down_of_four_workers_is_fast_and_graceful(docker_client, cluster_names):
+def test_down_of_four_workers_is_graceful(docker_client, cluster_names):
+    """Every node gets SIGTERM and exits by itself (no 137: no SIGKILL after the grace period).
+
+    How long it takes is a benchmark (P3 in benchmarks/), not a test.
+    """
     spec = spec_for("dask", "ck-down", 4)
     cluster_names.append(spec.name)
     cluster.up(spec, "compose", timeout=180)
@@ -141,9 +145,7 @@ def test_down_of_four_workers_is_fast_and_graceful(docker_client, cluster_names)
         decode=True,
         filters={"label": f"clusterkit.cluster={spec.name}", "event": "die"},
     )
-    started = time.monotonic()
     cluster.down(spec.name, "compose")
-    elapsed = time.monotonic() - started
     codes = []
     until = time.time() + 10
     for event in events:
@@ -151,7 +153,6 @@ def test_down_of_four_workers_is_fast_and_graceful(docker_client, cluster_names)
         if len(codes) == 5 or time.time() > until:
             break
     events.close()
-    assert elapsed < 2.0, f"down took {elapsed:.2f}s"
     assert len(codes) == 5 and 137 not in codes, f"exit codes {codes}"
     assert leftovers(docker_client, spec.name) == []
 

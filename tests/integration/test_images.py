@@ -2,7 +2,9 @@
 
 The first run builds the bases and both node images (minutes: see
 benchmarks/RESULTS.md); later runs reuse them. Bad-input cases use a private
-copy of images/ and check that no new image got tagged.
+copy of images/ and check that no new image got tagged. These tests assert
+behaviour (what was rebuilt, what is in the image), not durations: those are
+measured by the benchmarks. Dangling images the tests leave are removed.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ import json
 import os
 import re
 import shutil
-import time
-from pathlib import Path
 
 import pytest
 
 from clusterkit import images
 from clusterkit.errors import BuildError, ImageNotFound
+from clusterkit.images import build, paths
 
 pytestmark = pytest.mark.docker
 
-REPO_IMAGES = Path(images.__file__).resolve().parent.parent / "images"
+REPO_IMAGES = paths.images_dir()
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,18 @@ def engine():
         if os.environ.get("CLUSTERKIT_REQUIRE_DOCKER") == "1":
             pytest.fail(msg + " and CLUSTERKIT_REQUIRE_DOCKER=1")
         pytest.skip(msg)
-    return client
+    dangling = _dangling(client)
+    yield client
+    # Failed builds and code-only rebuilds leave untagged images: remove the new ones.
+    for image_id in _dangling(client) - dangling:
+        try:
+            client.images.remove(image_id, force=False)
+        except docker.errors.APIError:
+            pass  # a parent of another image, or used by a container: not ours to force
+
+
+def _dangling(client) -> set[str]:
+    return {img.id for img in client.images.list(filters={"dangling": True})}
 
 
 def _tags(client) -> set[str]:
@@ -57,7 +69,7 @@ def _run(client, ref: str, cmd: str, **kw) -> str:
 def node(request, engine):
     """(backend, ref) of a current node image, built if missing."""
     backend = request.param
-    return backend, images.ensure_image(backend, progress=lambda line: None)
+    return backend, images.ensure_image(backend)
 
 
 @pytest.fixture
@@ -139,46 +151,62 @@ def test_dask_image_has_no_java_or_pyspark(engine):
 @pytest.mark.slow
 def test_node_build_runs_without_network(engine, monkeypatch):
     seen = []
-    real = images._stream_build
+    real = build.transcript.stream_build
 
-    def spy(client, progress, what, **kwargs):
+    def spy(client, log, what, **kwargs):
         seen.append(kwargs)
-        return real(client, progress, what, **kwargs)
+        return real(client, log, what, **kwargs)
 
-    monkeypatch.setattr(images, "_stream_build", spy)
-    images.build_node_image("dask")  # from the layer cache: seconds
+    monkeypatch.setattr(build.transcript, "stream_build", spy)
+    images.build_node_image("dask")  # from the layer cache
     assert seen and all(k.get("network_mode") == "none" for k in seen)
+
+
+def _layers(engine, ref: str) -> list[str]:
+    return engine.images.get(ref).attrs["RootFS"]["Layers"]
 
 
 @pytest.mark.slow
 def test_code_only_change_rebuilds_the_last_layer_under_the_same_tag(engine, tmp_path, monkeypatch):
     ref = images.ensure_image("dask")
+    env = images.env_tag(ref)
+    env_id, layers = engine.images.get(env).id, _layers(engine, ref)
     src = tmp_path / "clusterkit"
-    shutil.copytree(images._source_dir(), src, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(paths.source_dir(), src, ignore=shutil.ignore_patterns("__pycache__"))
     (src / "_probe_for_test.py").write_text("PROBE = 1\n")
-    monkeypatch.setattr(images, "_source_dir", lambda: src)
+    monkeypatch.setattr(paths, "source_dir", lambda: src)
+    seen = []
     try:
-        t0 = time.monotonic()
-        assert images.ensure_image("dask") == ref
-        elapsed = time.monotonic() - t0
+        assert images.ensure_image("dask", progress=seen.append) == ref
+        assert [e.step for e in seen] == ["build", "build"]  # no wheelhouse, no base
+        assert "on its cached venv stage" in seen[0].message
+        # the venv stage was reused, and every layer but the last (the source) too
+        assert engine.images.get(env).id == env_id
+        rebuilt = _layers(engine, ref)
+        assert len(rebuilt) == len(layers)
+        assert rebuilt[:-1] == layers[:-1] and rebuilt[-1] != layers[-1]
+        assert engine.images.get(ref).labels["clusterkit.source-hash"] == images.source_hash(src)
         assert (
             _run(engine, ref, "python -c 'import clusterkit._probe_for_test as p; print(p.PROBE)'").strip()
             == "1"
         )
-        assert elapsed < 15, f"code-only rebuild took {elapsed:.1f}s"
     finally:
         monkeypatch.undo()
         images.ensure_image("dask")  # put the real source back
     assert engine.images.get(ref).labels["clusterkit.source-hash"] == images.source_hash()
+    assert _layers(engine, ref)[:-1] == layers[:-1]
     # the venv stage is tagged, so `docker image prune` keeps the cache this relies on
-    assert images.image_exists(images.env_tag(ref))
+    assert images.image_exists(env)
 
 
-def test_ensure_image_is_a_fast_no_op_when_current(engine):
-    images.ensure_image("dask")
-    t0 = time.monotonic()
-    images.ensure_image("dask")
-    assert time.monotonic() - t0 < 2
+def test_ensure_image_is_a_no_op_when_current(engine):
+    ref = images.ensure_image("dask")
+    before = engine.images.get(ref).attrs
+    seen = []
+    assert images.ensure_image("dask", progress=seen.append) == ref
+    after = engine.images.get(ref).attrs
+    assert seen == []
+    assert (after["Id"], after["Created"]) == (before["Id"], before["Created"])
 
 
 # --- bad input: a clear error and no new tagged image --------------------------------------
@@ -189,7 +217,7 @@ def test_missing_dockerfile(engine, images_copy):
     before = _tags(engine)
     with pytest.raises(BuildError, match=r"Dockerfile\.dask is missing"):
         images.build_node_image("dask")
-    assert _tags(engine) == before
+    assert not _tags(engine) - before
 
 
 @pytest.mark.parametrize("how", ["argument", "env"])
@@ -206,7 +234,7 @@ def test_base_image_not_present(engine, images_copy, monkeypatch, how):
     assert "BASE_IMAGE" in str(err.value)
     with pytest.raises(ImageNotFound):
         images.build_base(False, base_image=missing)
-    assert _tags(engine) == before
+    assert not _tags(engine) - before
 
 
 def test_lock_naming_a_nonexistent_package(engine, images_copy, tmp_path, monkeypatch):
@@ -218,7 +246,7 @@ def test_lock_naming_a_nonexistent_package(engine, images_copy, tmp_path, monkey
     with pytest.raises(BuildError, match="clusterkit-no-such-package-zz9") as err:
         images.build_node_image("dask")
     assert "make lock" in str(err.value)
-    assert _tags(engine) == before
+    assert not _tags(engine) - before
     assert not list((tmp_path / "cache" / "wheelhouse").glob("*/manifest.json"))
 
 
@@ -232,8 +260,8 @@ def test_failed_build_leaves_no_tag_and_no_container(engine, images_copy):
     with pytest.raises(BuildError, match=r"failing on purpose|returned a non-zero code"):
         images.build_node_image("dask")
     assert tag not in _tags(engine)
-    assert _tags(engine) == before_tags
-    assert _containers(engine) == before_containers
+    assert not _tags(engine) - before_tags  # no new tag (others may come and go concurrently)
+    assert not _containers(engine) - before_containers
 
 
 def test_subset_lock_out_of_date_is_reported(engine, images_copy):

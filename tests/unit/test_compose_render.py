@@ -7,7 +7,7 @@ import yaml
 
 from clusterkit import images
 from clusterkit.backends import get_backend
-from clusterkit.runtimes import compose
+from clusterkit.render import compose
 from clusterkit.spec import resolve_spec
 
 ROOT = Path(__file__).resolve().parents[2]

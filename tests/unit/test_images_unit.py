@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
-from pathlib import Path
 
 import pytest
 
 from clusterkit import images
 from clusterkit.errors import BuildError, UnknownBackend
+from clusterkit.images import build, paths, tags, wheels
 
-REPO_IMAGES = Path(images.__file__).resolve().parent.parent / "images"
+REPO_IMAGES = paths.images_dir()
 
 LOCK = """\
 bokeh==3.9.2 \\
@@ -127,7 +128,7 @@ def test_image_tag_ignores_other_backend_and_source(images_copy, tmp_path):
 
 def test_image_tag_changes_with_version(images_copy, monkeypatch):
     before = images.image_tag("spark")
-    monkeypatch.setattr(images, "__version__", "9.9.9")
+    monkeypatch.setattr(tags, "__version__", "9.9.9")
     assert images.image_tag("spark") != before
 
 
@@ -137,7 +138,7 @@ def test_base_tag_online_depends_on_base_image(images_copy, monkeypatch):
     online = images.base_tag(False)
     assert online != offline and online.startswith("clusterkit/base:")
     # BASE_IMAGE_JRE falls back to BASE_IMAGE
-    assert images._online_base(True, None) == "debian:bookworm-slim"
+    assert tags.online_base(True, None) == "debian:bookworm-slim"
     monkeypatch.setenv("BASE_IMAGE_JRE", "other:1")
     assert images.base_tag(True, base_image="x:1") != images.base_tag(True)
 
@@ -171,31 +172,95 @@ def test_node_requirements_use_built_wheel_hash(images_copy):
         n: {"file": f"{n}.whl", "hashes": list(p.hashes), "built_from_sdist": False} for n, p in pins.items()
     }
     manifest["pyspark"] = {"file": "pyspark.whl", "hashes": ["sha256:beef"], "built_from_sdist": True}
-    text = images._node_requirements("spark", manifest)
+    text = build.node_requirements("spark", manifest)
     req = images.parse_lock(text)
     assert req["pyspark"].hashes == ("sha256:beef",)
     assert req["numpy"].hashes == pins["numpy"].hashes
     assert set(req) == set(pins)
     del manifest["numpy"]
     with pytest.raises(BuildError, match="numpy"):
-        images._node_requirements("spark", manifest)
+        build.node_requirements("spark", manifest)
 
 
 def test_label_instruction_is_one_line_with_json_quoting():
-    line = images.label_instruction({"b": "2", "a": json.dumps({"x": "1"})})
+    line = build.label_instruction({"b": "2", "a": json.dumps({"x": "1"})})
     assert line.startswith("LABEL a=") and "\n" not in line
     assert line.endswith('b="2"')
 
 
 def test_missing_distribution_parsing():
     out = "ERROR: Could not find a version\nERROR: No matching distribution found for Py_Spark==4.3.0\n"
-    assert images._missing_distribution(out) == "py-spark"
-    assert images._missing_distribution("ERROR: network down") is None
+    assert wheels.missing_distribution(out) == "py-spark"
+    assert wheels.missing_distribution("ERROR: network down") is None
 
 
 def test_wheel_name():
-    assert images._wheel_name("typing_extensions-4.16.0-py3-none-any.whl") == "typing-extensions"
+    assert wheels.wheel_name("typing_extensions-4.16.0-py3-none-any.whl") == "typing-extensions"
 
 
 def test_env_tag_names_the_venv_stage():
     assert images.env_tag("clusterkit/dask:0123456789ab") == "clusterkit/dask-env:0123456789ab"
+
+
+def test_every_public_name_resolves_and_backends_are_the_specs():
+    from clusterkit import spec
+
+    assert images.BACKENDS is spec.BACKENDS
+    for name in images.__all__:
+        assert getattr(images, name) is not None, name
+    assert callable(images.wheelhouse)  # the function, not the `wheels` module
+    with pytest.raises(AttributeError):
+        images.no_such_name  # noqa: B018
+
+
+def test_the_lock_hash_does_not_import_the_builder_or_docker():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, clusterkit.status as s; s._lock_hash(); "
+        "print(sorted(m for m in sys.modules if m == 'docker' or m.startswith('clusterkit.images.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['clusterkit.images.locks', 'clusterkit.images.paths']"
+
+
+def test_a_step_reports_start_and_end_and_keeps_the_transcript(tmp_path, monkeypatch):
+    from clusterkit.images import transcript
+    from clusterkit.progress import Event
+
+    monkeypatch.setenv("CLUSTERKIT_CACHE_DIR", str(tmp_path))
+    seen: list[Event] = []
+    with transcript.step(seen.append, "base", "clusterkit/base:abc", "building clusterkit/base:abc") as log:
+        log.write("\n".join(f"line {i}" for i in range(30)))
+    assert [e.step for e in seen] == ["base", "base"]
+    assert seen[0].message.startswith("building clusterkit/base:abc (log: ")
+    assert re.fullmatch(r"built clusterkit/base:abc in \d+\.\ds", seen[1].message)
+    assert (tmp_path / "logs" / "clusterkit_base_abc.log").read_text().count("\n") == 30
+
+
+def test_a_failed_step_names_its_log_and_quotes_the_last_lines(tmp_path, monkeypatch):
+    from clusterkit.images import transcript
+
+    monkeypatch.setenv("CLUSTERKIT_CACHE_DIR", str(tmp_path))
+    seen = []
+    with pytest.raises(BuildError) as err:
+        with transcript.step(seen.append, "build", "clusterkit/dask:abc", "building") as log:
+            r = transcript.run(["sh", "-c", "for i in $(seq 1 30); do echo out $i; done; exit 3"], log)
+            assert r.returncode == 3 and "out 30" in r.stdout
+            raise log.error("building clusterkit/dask:abc failed")
+    text = str(err.value)
+    assert "out 21" in text and "out 30" in text and "out 20\n" not in text
+    assert str(tmp_path / "logs" / "clusterkit_dask_abc.log") in text
+    assert len(seen) == 1  # the start; no "built" line
+
+
+def test_cli_image_tag(monkeypatch):
+    from click.testing import CliRunner
+
+    from clusterkit.cli import main
+
+    result = CliRunner().invoke(main, ["image", "tag", "dask"])
+    assert result.exit_code == 0 and result.output.strip() == images.image_tag("dask")
+    result = CliRunner().invoke(main, ["image", "tag", "ray"])
+    assert result.exit_code == 2 and "unknown backend 'ray'" in result.output

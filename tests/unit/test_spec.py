@@ -124,3 +124,20 @@ def test_round_trip_through_dict():
     spec = resolve_spec(overrides={"backend": "spark", "env": {"A": "1"}, "memory": "768m"}, environ={})
     again = resolve_spec(overrides=spec.to_dict(), environ={})
     assert again == spec
+
+
+def test_a_record_reads_back_exactly_whatever_the_folder_says(tmp_path, monkeypatch):
+    """A running cluster's spec is not user input: no clusterkit.yaml, no CLUSTERKIT_*, None kept."""
+    spec = resolve_spec(overrides={"name": "rec", "workers": 3, "env": {"A": "1"}}, environ={})
+    record = spec.to_dict()
+    assert record["image"] is None
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clusterkit.yaml").write_text("image: other/image:1\nworkerz: 2\n")
+    monkeypatch.setenv("CLUSTERKIT_WORKERS", "7")
+    again = ClusterSpec.from_record(record)
+    assert again == spec and again.image is None and again.workers == 3
+
+
+def test_a_record_from_another_version_names_its_unknown_keys():
+    with pytest.raises(SpecError, match="unknown keys \\['colour'\\]"):
+        ClusterSpec.from_record({"name": "x", "colour": "red"})

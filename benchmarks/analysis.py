@@ -1,0 +1,318 @@
+"""The "why" under each benchmark: figures from the run, facts about the nodes from clusterkit's code.
+
+Facts about how the nodes start (healthchecks, the start-up gate, the restart
+policy, the node and probe commands) are read from the compose file
+``clusterkit.runtimes.compose.render`` writes today, not written down here,
+so the text follows the code. Every figure comes from the run.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.definitions import FIXTURE_WORKERS, WORKERS, BenchDef
+from benchmarks.phases import has_events, mark_median, span
+from benchmarks.results import Results
+
+
+def _render(spec: Any) -> dict[str, Any]:
+    try:
+        from clusterkit.render.compose import render
+    except ImportError:  # before the render package
+        from clusterkit.runtimes.compose import render  # type: ignore[attr-defined,no-redef]
+    return render(spec, "image")
+
+
+def _stop_grace() -> int | None:
+    for module in ("clusterkit.runtimes.containers", "clusterkit.runtimes.compose"):
+        try:
+            return int(getattr(importlib.import_module(module), "STOP_TIMEOUT"))  # noqa: B009
+        except (ImportError, AttributeError, TypeError, ValueError):
+            continue
+    return None
+
+
+def compose_facts(backend: str) -> dict[str, Any]:
+    """How the compose nodes of ``backend`` start, from the compose file clusterkit renders."""
+    try:
+        from clusterkit.spec import resolve_spec
+
+        doc = _render(resolve_spec(overrides={"backend": backend}, environ={}))
+        scheduler, worker = doc["services"]["scheduler"], doc["services"]["worker"]
+    except Exception:
+        return {}
+    check, worker_check = scheduler.get("healthcheck") or {}, worker.get("healthcheck") or {}
+
+    def seconds(text: Any) -> str:
+        return str(text).removesuffix("s") + " s" if str(text).rstrip("s").isdigit() else str(text)
+
+    return {
+        "gate": ((worker.get("depends_on") or {}).get("scheduler") or {}).get("condition"),
+        "node": " ".join(scheduler["command"][:3]),
+        "probe": " ".join(check.get("test", [])[1:4]),
+        "interval": seconds(check.get("interval")),
+        "worker interval": seconds(worker_check.get("interval")),
+        "restart": scheduler.get("restart"),
+        "stop": _stop_grace(),
+    }
+
+
+def probe_is_stdlib() -> bool:
+    """Does ``clusterkit.probe`` import only the standard library (checked in its source)?"""
+    try:
+        import clusterkit.probe as probe
+
+        tree = ast.parse(Path(probe.__file__).read_text())
+    except Exception:
+        return False
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    return names <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def how_nodes_start(backend: str) -> str:
+    f = compose_facts(backend)
+    if not f:
+        return ""
+    program = (
+        "the Dask scheduler, or `dask worker` with its nanny"
+        if backend == "dask"
+        else "`spark-class` with the Spark master or worker"
+    )
+    parts = [
+        f"Each node container runs tini, which starts `{f['node']} ROLE` (the node entry point, without the "
+        f"CLI's imports); it execs the backend's program ({program}), so signals reach that program."
+    ]
+    probe = f"`{f['probe']} scheduler`" + (", standard library only" if probe_is_stdlib() else "")
+    if f["gate"] == "service_healthy":
+        parts.append(
+            "The worker service depends on the scheduler with `condition: service_healthy`: the Compose "
+            f"tool starts the workers once the scheduler's healthcheck ({probe}, every {f['interval']}; "
+            f"the engine runs the first one {f['interval']} after the container starts) has passed."
+        )
+    else:
+        parts.append(
+            f"The scheduler's healthcheck is {probe}, every {f['interval']}; no service waits on it."
+        )
+    parts.append(
+        f"Workers have a healthcheck too (every {f['worker interval']}), but nothing waits on it: "
+        "`cluster.up` polls the scheduler until it lists every worker."
+    )
+    if f["restart"]:
+        parts.append(f"Both services have `restart: {f['restart']}`: the engine restarts a node that exits.")
+    return " ".join(parts)
+
+
+def _s(value: float | None) -> str | None:
+    return None if value is None else f"{value:.2f} s"
+
+
+def _clauses(pairs: list[tuple[str, float | None]]) -> str:
+    return "; ".join(f"{text} {_s(v)}" for text, v in pairs if v is not None)
+
+
+def startup(backend: str, results: Results) -> str:
+    """P1 / P2: where the compose ``up`` time goes, and (Dask) what each worker container costs."""
+    marks = results.profiles.get(backend, [])
+    total = mark_median(marks, "up returned")
+    if total is None:
+        return how_nodes_start(backend)
+    parts = []
+    if has_events(marks):
+        first = "image event" if any("image event" in m for m in marks) else "start event"
+        parts.append(
+            f"Median compose `up` {total:.2f} s: "
+            + _clauses(
+                [
+                    (
+                        f"before the `{first.split()[0]}` event"
+                        + (" (the name checked against every runtime)" if first == "image event" else ""),
+                        mark_median(marks, first),
+                    ),
+                    (
+                        "`image` to `start` event (image check, ports free)",
+                        span(marks, "image event", "start event"),
+                    ),
+                    (
+                        "`start` event to the scheduler container created",
+                        span(marks, "start event", "scheduler create"),
+                    ),
+                    ("created to started", span(marks, "scheduler create", "scheduler start")),
+                    ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
+                    (
+                        "healthy to the first worker started",
+                        span(marks, "scheduler healthy", "worker start (first)"),
+                    ),
+                    (
+                        "first to last worker started",
+                        span(marks, "worker start (first)", "worker start (last)"),
+                    ),
+                    (
+                        "last worker started to the `wait` event",
+                        span(marks, "worker start (last)", "wait event"),
+                    ),
+                    ("`wait` to `ready` (every worker registered)", span(marks, "wait event", "ready event")),
+                    ("`ready` to `up` returned", span(marks, "ready event", "up returned")),
+                ]
+            )
+            + "."
+        )
+    else:
+        parts.append(
+            f"Median compose `up` {total:.2f} s (phases not available: the runtime sent no progress "
+            "events); from the engine's events: "
+            + _clauses(
+                [
+                    ("scheduler container created at", mark_median(marks, "scheduler create")),
+                    ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
+                    (
+                        "healthy to the first worker started",
+                        span(marks, "scheduler healthy", "worker start (first)"),
+                    ),
+                    (
+                        "last worker started to `up` returned",
+                        span(marks, "worker start (last)", "up returned"),
+                    ),
+                ]
+            )
+            + "."
+        )
+    parts.append(how_nodes_start(backend))
+    if backend == "dask":
+        parts.append(worker_costs(results))
+    return " ".join(p for p in parts if p)
+
+
+def worker_costs(results: Results) -> str:
+    """What one Dask worker container costs in CPU, from the one-off measurements."""
+    ones, nums = results.extras.get("one-offs", {}), results.extras.get("one-off numbers", {})
+    cores = int(results.machine.get("nproc") or 1)
+    parts = []
+    if ones:
+        parts.append("One-off costs: " + "; ".join(f"{k}: {v}" for k, v in ones.items()) + ".")
+    worker = nums.get("container import worker")
+    if worker is not None:
+        node = nums.get("container import node")
+        per = (node or 0.0) + 2 * worker
+        entry = f" ({node:.2f} s of imports)" if node is not None else " (not measured in this run)"
+        parts.append(
+            f"Each worker container runs the node entry point{entry}, which execs the nanny; the nanny "
+            f"imports distributed ({worker:.2f} s) "
+            f"and spawns the worker process, which imports it again: ~{per:.1f} CPU-s per worker, "
+            f"~{WORKERS * per:.1f} CPU-s for {WORKERS} workers on {cores} cores, i.e. >= "
+            f"{WORKERS * per / cores:.1f} s after the workers start."
+        )
+    host = nums.get("host import worker")
+    if host is not None:
+        parts.append(
+            f"LocalCluster keeps its nannies in the client process and spawns {WORKERS} worker processes "
+            f"that import distributed from the host's disk ({host:.2f} s each, ~{WORKERS * host / cores:.1f} s "
+            f"on {cores} cores), with no health gate."
+        )
+    if worker is not None and host:
+        fuse = "fuse-overlayfs" in results.machine.get("docker", "")
+        parts.append(
+            (
+                "The engine's storage driver is fuse-overlayfs (every file a container reads goes through FUSE): "
+                if fuse
+                else ""
+            )
+            + f"the same import takes {worker / host:.1f}x as long in a container as on the host."
+        )
+    return " ".join(parts)
+
+
+def analysis(code: str, results: Results, benches: dict[str, BenchDef]) -> str:
+    """A data-driven "why" for a benchmark (always for a missed goal)."""
+    s = results.series
+    cores = results.machine.get("nproc", "?")
+
+    def med(key: str) -> float | None:
+        return s[key].median if key in s else None
+
+    if code in ("P1", "P2"):
+        return startup("dask" if code == "P1" else "spark", results)
+    if code == "P3":
+        f = compose_facts("dask")
+        grace = f" with a {f['stop']} s grace period" if f.get("stop") else ""
+        return (
+            "Compose `down` does not run the Compose tool: it finds the cluster's containers by label, "
+            "sends SIGTERM to every worker at once, waits briefly until the scheduler lists no worker, then "
+            f"stops every container in parallel{grace} and removes them, then the network. tini hands "
+            "SIGTERM to the node program (the node entry point exec'd it)."
+        )
+    if code == "P4":
+        counts = sorted(x.n for x in s.values() if x.bench == "P4" and x.n and x.median is not None)
+        if len(counts) < 2:
+            return ""
+        steps = ", ".join(f"N={c}: {med(f'P4/N={c}'):.2f} s" for c in counts)
+        first, last = counts[0], counts[-1]
+        per = (med(f"P4/N={last}") - med(f"P4/N={first}")) / (last - first)  # type: ignore[operator]
+        text = f"{steps}; about {per:.2f} s per extra worker."
+        phases = [
+            f"N={c}: "
+            + _clauses(
+                [
+                    ("start", span(p, "start event", "wait event")),
+                    ("wait", span(p, "wait event", "ready event")),
+                ]
+            )
+            for c in (first, last)
+            if has_events(p := results.phases.get(f"P4/N={c}", []))
+        ]
+        if phases:
+            text += " Phases (medians): " + "; ".join(phases) + "."
+        f = compose_facts("dask")
+        gate = " once the scheduler is healthy" if f.get("gate") == "service_healthy" else ""
+        return text + (
+            f" The Compose tool starts all worker containers{gate}; the engine creates one container and one "
+            "veth pair per worker; each worker then runs the node entry point, the nanny and the worker "
+            f"process, each importing Python modules (CPU-bound), and with {cores} cores these start-ups "
+            f"queue for the CPU, next to each worker's healthcheck (a Python start-up every "
+            f"{f.get('worker interval', '?')})."
+        )
+    if code == "P5":
+        f = compose_facts("dask")
+        return (
+            "Tasks go client -> scheduler -> worker and results back; on compose the client reaches the "
+            "scheduler through the port the engine publishes on the host, and the workers sit on the "
+            f"cluster's bridge network; the healthchecks (a Python start-up of `{f.get('probe', '?')}`, every "
+            f"{f.get('interval', '?')} on the scheduler and {f.get('worker interval', '?')} on each worker) "
+            f"compete with the workers for the {cores} cores."
+        )
+    if code == "P8":
+        return fixture(results)
+    return ""
+
+
+def fixture(results: Results) -> str:
+    """P8: what the fixture's cluster does that LocalCluster does not."""
+    nums = results.extras.get("one-off numbers", {})
+    worker, host = nums.get("container import worker"), nums.get("host import worker")
+    f = FIXTURE_WORKERS
+    parts = [
+        f"LocalCluster({f}) is {f} spawned worker processes importing distributed from the host's disk, "
+        "with the nannies in the client process; closing it stops processes. "
+        '`Cluster("dask", runtime="testcontainers")`, what the session fixture starts, checks the node '
+        "image (`ensure_image`, inside the timing, as the fixture does when no image is configured), "
+        "creates a network and starts the scheduler and worker containers concurrently: the workers do "
+        "not wait for the scheduler's health and these containers have no healthcheck, but the `start` "
+        "step lasts until the scheduler's HTTP health endpoint answers (testcontainers' wait strategy). "
+        "Then it waits until every worker is registered. On exit it removes the containers as compose "
+        "`down` does (SIGTERM to the workers, then stop and remove in parallel), then the network: engine "
+        "work that does not shrink with fewer workers."
+    ]
+    if worker is not None and host is not None:
+        parts.append(
+            f"Each worker container imports distributed twice (nanny, then worker process), {worker:.2f} s "
+            f"each in a container against {host:.2f} s on the host (P1's one-off costs)."
+        )
+    parts.append(
+        "The cost is paid once per session: the fixture is shared by every test of the session "
+        "(and by xdist workers), so it is amortised, not per test."
+    )
+    return " ".join(parts)

@@ -1,0 +1,122 @@
+"""``results.png``: one panel per benchmark, and where the compose ``up`` time of P1 goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.definitions import WORKERS, BenchDef, evaluate
+from benchmarks.phases import profile_medians
+from benchmarks.report import fmt
+from benchmarks.results import Results, Series
+
+CONTAINERS = ("compose", "testcontainers")
+
+
+def _p4(ax: Any, bench: BenchDef, present: list[Series], s: dict[str, Series]) -> None:
+    xs = [x.n for x in present]
+    ax.plot(xs, [x.median for x in present], "o-", color="tab:blue", label="median")
+    ax.fill_between(xs, [x.low for x in present], [x.high for x in present], alpha=0.25, label="min-max")
+    base = s.get(bench.baseline)
+    if base is not None and base.median:
+        ax.axhline(bench.goal.limit * base.median, color="tab:red", ls="--", lw=1, label="2x N=1 (goal)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(n) for n in xs])
+    ax.set_xlabel("workers (N)")
+    ax.set_ylabel("ready time [s]")
+    ax.legend(fontsize=8)
+
+
+def _bars(ax: Any, code: str, bench: BenchDef, present: list[Series], s: dict[str, Series]) -> None:
+    unit = present[0].unit
+    if code == "P3":
+        labels = [
+            f"{x.runtime.replace(' (spark-class)', '')}\n{'spark' if 'Spark' in x.what else 'dask'}"
+            for x in present
+        ]
+    else:
+        labels = [
+            x.runtime.replace("distributed.", "").replace(" (spark-class)", "\n(spark-class)")
+            for x in present
+        ]
+    meds = [x.median or 0.0 for x in present]
+    err = [
+        [m - (x.low or m) for m, x in zip(meds, present, strict=True)],
+        [(x.high or m) - m for m, x in zip(meds, present, strict=True)],
+    ]
+    colors = ["tab:orange" if x.runtime in CONTAINERS else "tab:gray" for x in present]
+    ax.bar(range(len(present)), meds, yerr=err, capsize=4, color=colors)
+    ax.set_xticks(range(len(present)), labels, fontsize=8)
+    ax.set_ylabel("tasks/s" if unit == "tasks/s" else "seconds")
+    for i, m in enumerate(meds):
+        ax.annotate(
+            fmt(m, unit).replace(" tasks/s", ""),
+            (i, m),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
+    goal = bench.goal
+    if goal.baseline is None:
+        ax.axhline(goal.limit, color="tab:red", ls="--", lw=1, label=f"goal {fmt(goal.limit, unit)}")
+        ax.legend(fontsize=8)
+    elif goal.baseline in s and s[goal.baseline].median:
+        ax.axhline(
+            goal.limit * s[goal.baseline].median,  # type: ignore[operator]
+            color="tab:red",
+            ls="--",
+            lw=1,
+            label=f"goal {goal.limit}x baseline",
+        )
+        ax.legend(fontsize=8)
+
+
+def _profile(ax: Any, profiles: list[dict[str, float]]) -> None:
+    rows = profile_medians(profiles)
+    ax.barh(range(len(rows)), [r[1] for r in rows], color="tab:orange")
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds after cluster.up was called (median)")
+    ax.set_title(f"P1: where compose up time goes (dask, N={WORKERS})", fontsize=9)
+
+
+def plot(results: Results, benches: dict[str, BenchDef], only: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results.series
+    panels = [c for c in only if any(k in s for k in benches[c].keys)]
+    profile = bool(results.profiles.get("dask")) and "P1" in only
+    count = len(panels) + (1 if profile else 0)
+    if count == 0:
+        return
+    cols = min(3, count)
+    rows = (count + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax, code in zip(flat, panels, strict=False):
+        bench = benches[code]
+        present = [s[k] for k in bench.keys if k in s and s[k].values]
+        _, met = evaluate(bench.goal, s)
+        verdict = {True: "met", False: "MISSED", None: "n/a"}[met]
+        ax.set_title(f"{bench.title}\ngoal: {bench.goal.text} ({verdict})", fontsize=9)
+        if not present:
+            ax.text(0.5, 0.5, "no successful runs", ha="center", va="center", transform=ax.transAxes)
+        elif code == "P4":
+            _p4(ax, bench, present, s)
+        else:
+            _bars(ax, code, bench, present, s)
+    if profile:
+        _profile(flat[len(panels)], results.profiles["dask"])
+    for ax in flat[count:]:
+        ax.axis("off")
+    fig.suptitle(
+        f"clusterkit benchmarks, {str(results.run.get('date', ''))[:16].replace('T', ' ')}", fontsize=11
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,266 @@
+"""The results as a table on the console and as ``RESULTS.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.analysis import analysis
+from benchmarks.definitions import BenchDef, evaluate
+from benchmarks.phases import has_events, phase_medians, profile_medians
+from benchmarks.results import Results, Series
+
+#: Everything below this line of RESULTS.md was measured by other commands (image builds) and is kept.
+KEPT_MARKER = "<!-- kept by bench_cluster: measured by other commands -->"
+#: The P8 section the separate ``bench_fixture`` script used to keep below the marker.
+OLD_P8 = ("<!-- P8 start -->", "<!-- P8 end -->")
+NO_PHASES = "phases not available: the runtime sent no progress events during `up`"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "tasks/s":
+        return f"{value:,.0f} tasks/s"
+    return f"{value:.2f} s"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
+
+
+def fmt_met(met: bool | None) -> str:
+    return {True: "yes", False: "**NO**", None: "n/a"}[met]
+
+
+def bench_rows(bench: BenchDef, s: dict[str, Series]) -> list[tuple[Series, str, bool]]:
+    """(series, ratio text, is the goal's subject) for each series of ``bench`` that ran."""
+    base = s.get(bench.baseline)
+    rows = []
+    for key in bench.keys:
+        x = s.get(key)
+        if x is None:
+            continue
+        if key == bench.baseline:
+            ratio = "baseline"
+        elif base is not None and base.median and x.median is not None:
+            ratio = fmt_ratio(x.median / base.median)
+        else:
+            ratio = "n/a"
+        rows.append((x, ratio, key == bench.goal.subject))
+    return rows
+
+
+def runs_text(x: Series) -> str:
+    return f"{len(x.values)}" + (f" ({len(x.errors)} failed)" if x.errors else "")
+
+
+def phase_rows(results: Results, keys: list[str]) -> list[list[str]]:
+    """[series, runtime, phase cells...] for each key whose ``up`` runs reported progress events."""
+    from benchmarks.phases import PHASES
+
+    rows = []
+    for key in keys:
+        marks = results.phases.get(key, [])
+        if not has_events(marks):
+            continue
+        found = phase_medians(marks)
+        x = results.series.get(key)
+        cells = [f"{found[label][0]:.2f} s" if label in found else "" for label, _, _ in PHASES]
+        rows.append([x.what if x else key, x.runtime if x else "", *cells])
+    return rows
+
+
+def phase_section(results: Results, bench: BenchDef) -> list[str]:
+    from benchmarks.phases import PHASES
+
+    up_keys = [k for k in bench.keys if k in results.phases]
+    if not up_keys:
+        return []
+    rows = phase_rows(results, up_keys)
+    if not rows:
+        return ["", f"Phases of `up`: {NO_PHASES}."]
+    lines = [
+        "",
+        "Phases of `up` (from its progress events: a phase lasts from its event to the next; medians):",
+        "",
+        "| what | runtime | " + " | ".join(label for label, _, _ in PHASES) + " |",
+        "|---|---|" + "---|" * len(PHASES),
+    ]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def header(results: Results, only: list[str], counts: tuple[int, ...]) -> list[str]:
+    run, machine = results.run, results.machine
+    took = f" (run took {run['elapsed_s'] / 60:.1f} min)" if "elapsed_s" in run else ""
+    lines = [
+        "# clusterkit benchmarks",
+        "",
+        "```",
+        run.get("command", ""),
+        "```",
+        "",
+        f"- Date: {run.get('date', '?')}{took}",
+        f"- Machine: nproc {machine.get('nproc')}, memory {machine.get('memory')}, kernel {machine.get('kernel')}",
+        f"- Docker: {machine.get('docker')}; compose tool: {machine.get('compose')}",
+        f"- Host: Python {machine.get('python')}, distributed {machine.get('distributed')}, "
+        f"pyspark {machine.get('pyspark')}, {machine.get('java')}",
+        f"- clusterkit: {machine.get('clusterkit')}",
+    ]
+    for backend, info in results.images.items():
+        stale = "" if info["ref"] == info["current tag"] else f" (current tag would be {info['current tag']})"
+        lines.append(
+            f"- Image {backend}: `{info['ref']}` id {info['id']}, {info['size']}, created "
+            f"{info['created']}, source-hash {info['source-hash']}{stale}"
+        )
+    if run.get("loads"):
+        start, end = run["loads"]
+        lines.append(
+            f"- Load average (1, 5, 15 min) at start {', '.join(f'{x:.2f}' for x in start)}, "
+            f"at end {', '.join(f'{x:.2f}' for x in end)}"
+        )
+    warmup = run.get("warmup", bool(results.warmups))
+    lines += [
+        "",
+        f"The machine has {machine.get('nproc')} cores: "
+        + (f"N={max(counts)} worker containers (P4), " if "P4" in only else "")
+        + "the node processes of every cluster and anything else running at the same time (another engineer's "
+        "test suite, image builds) contend for the same CPU, so absolute times are noisy; the "
+        "baselines run in the same rounds, interleaved, to keep ratios fair. Each figure is the "
+        "median of the runs, with the spread as min-max. Images were present before timing "
+        "(`cluster.up` is given the image ref, so no build happens inside a measurement; P8's `Cluster` "
+        "checks the image itself, as the fixture does)"
+        + (
+            "; one warm-up round of P1/P2/P3/P5 was run first and discarded."
+            if warmup
+            else "; no warm-up round."
+        ),
+    ]
+    return lines
+
+
+def report(results: Results, benches: dict[str, BenchDef], only: list[str], counts: tuple[int, ...]) -> str:
+    """RESULTS.md as text."""
+    s = results.series
+    lines = header(results, only, counts)
+    lines += ["", "## Summary", "", "| benchmark | goal | measured (medians) | met? |", "|---|---|---|---|"]
+    for code in only:
+        bench = benches[code]
+        value, met = evaluate(bench.goal, s)
+        unit = s[bench.goal.subject].unit if bench.goal.subject in s else "s"
+        measured = fmt_ratio(value) if bench.goal.baseline else fmt(value, unit)
+        lines.append(f"| {bench.title} | {bench.goal.text} | {measured} | {fmt_met(met)} |")
+    for code in only:
+        bench = benches[code]
+        _, met = evaluate(bench.goal, s)
+        lines += [
+            "",
+            f"## {bench.title}",
+            "",
+            "| what | runtime | median | min | max | runs | ratio vs baseline | goal | met? |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for x, ratio, is_goal in bench_rows(bench, s):
+            lines.append(
+                f"| {x.what} | {x.runtime} | {fmt(x.median, x.unit)} | {fmt(x.low, x.unit)} | "
+                f"{fmt(x.high, x.unit)} | {runs_text(x)} | {ratio} | {bench.goal.text if is_goal else ''} | "
+                f"{fmt_met(met) if is_goal else ''} |"
+            )
+        why = analysis(code, results, benches)
+        lines.append("")
+        if met is False:
+            lines.append("Analysis: " + (why or "(no profile data)"))
+        elif met is None:
+            lines.append("Analysis: the goal could not be evaluated (see the failed runs below). " + why)
+        elif why:
+            lines.append("Notes: " + why)
+        lines += phase_section(results, bench)
+        if code in ("P1", "P2"):
+            lines += profile_section(results, "dask" if code == "P1" else "spark")
+    ones = results.extras.get("one-offs")
+    if ones:
+        lines += ["", "## One-off costs (median of 3)", "", "| what | time |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in ones.items()]
+    if results.warmups:
+        lines += ["", "## Warm-up round (discarded)", ""] + [f"- {w}" for w in results.warmups]
+    failed = [x for x in s.values() if x.errors]
+    if failed:
+        lines += ["", "## Failed runs", ""]
+        for x in failed:
+            for error in x.errors:
+                text = error.strip().replace("\n", "\n    ")
+                lines.append(f"- {x.key} ({x.runtime}):\n\n    {text}\n")
+    lines += ["", "Plot: [results.png](results.png); raw values: [results.json](results.json).", ""]
+    return "\n".join(lines)
+
+
+def profile_section(results: Results, backend: str) -> list[str]:
+    profiles = results.profiles.get(backend, [])
+    rows = profile_medians(profiles)
+    if not rows:
+        return []
+    source = "its progress events and " if has_events(profiles) else ""
+    return [
+        "",
+        f"Where the compose `up` time goes ({backend}; seconds after `cluster.up` was called, median "
+        f"[min-max] of {len(profiles)} runs; from {source}the engine's container events):",
+        "",
+        "| step | at (median) | min | max |",
+        "|---|---|---|---|",
+        *[f"| {label} | {m:.2f} s | {lo:.2f} s | {hi:.2f} s |" for label, m, lo, hi in rows],
+    ]
+
+
+def write_results(text: str, path: Path, kept_from: Path | None = None, reported_p8: bool = False) -> None:
+    """Write RESULTS.md, keeping what other commands recorded below ``KEPT_MARKER`` in ``kept_from``."""
+    source = kept_from or path
+    old = source.read_text() if source.exists() else ""
+    if KEPT_MARKER in old:
+        kept = old.split(KEPT_MARKER, 1)[1]
+        start, end = OLD_P8
+        if reported_p8 and start in kept and end in kept:
+            kept = kept.split(start, 1)[0].rstrip() + "\n" + kept.split(end, 1)[1]
+        text = text.rstrip() + "\n\n" + KEPT_MARKER + kept.rstrip() + "\n"
+    path.write_text(text)
+
+
+def print_table(console: Any, results: Results, benches: dict[str, BenchDef], only: list[str]) -> None:
+    from rich.table import Table
+
+    from benchmarks.phases import PHASES
+
+    table = Table(title="clusterkit benchmarks (medians; spread min-max)", show_lines=False)
+    for column in ("bench", "what", "runtime", "median", "min", "max", "runs", "ratio", "goal", "met?"):
+        table.add_column(column, justify="right" if column in ("median", "min", "max", "runs") else "left")
+    up_keys: list[str] = []
+    for code in only:
+        bench = benches[code]
+        _, met = evaluate(bench.goal, results.series)
+        up_keys += [k for k in bench.keys if k in results.phases]
+        for x, ratio, is_goal in bench_rows(bench, results.series):
+            met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[met] if is_goal else ""
+            table.add_row(
+                code,
+                x.what,
+                x.runtime,
+                fmt(x.median, x.unit),
+                fmt(x.low, x.unit),
+                fmt(x.high, x.unit),
+                runs_text(x),
+                ratio,
+                bench.goal.text if is_goal else "",
+                met_text,
+            )
+    console.print(table)
+    if not up_keys:
+        return
+    rows = phase_rows(results, up_keys)
+    if not rows:
+        console.print(f"[yellow]{NO_PHASES}")
+        return
+    phases = Table(title="phases of cluster.up (medians, from the progress events)")
+    for column in ("what", "runtime", *(label for label, _, _ in PHASES)):
+        phases.add_column(column)
+    for row in rows:
+        phases.add_row(*row)
+    console.print(phases)

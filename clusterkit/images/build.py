@@ -1,0 +1,201 @@
+"""Node images: build ``clusterkit/<backend>:<hash12>`` offline, and keep it current.
+
+The build runs with no network from a minimal temporary context: the
+Dockerfile, the trim script, a requirement file generated from the backend
+lock, the wheels from the host wheelhouse and the clusterkit source. The
+clusterkit source is the last (small) layer and is not in the tag: its hash
+is the ``clusterkit.source-hash`` label, so after a code-only change
+:func:`ensure_image` rebuilds just that layer under the same tag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from clusterkit import __version__, labels
+from clusterkit.errors import BuildError
+from clusterkit.images import paths, transcript
+from clusterkit.images.base import build_base, missing_online_base
+from clusterkit.images.locks import (
+    PYTHON_MINOR,
+    UNION_LOCK,
+    check_backend,
+    lock_hash,
+    lock_path,
+    read_lock,
+    subset_problems,
+)
+from clusterkit.images.store import client, get_image
+from clusterkit.images.tags import env_tag, image_tag, node_files, online_base, source_hash
+from clusterkit.images.wheels import wheelhouse
+from clusterkit.progress import Progress, quiet
+
+#: The label that says which clusterkit source is in an image's last layer.
+SOURCE_HASH = "clusterkit.source-hash"
+
+
+def node_requirements(backend: str, manifest: dict) -> str:
+    """The image's requirement file: the backend lock, sdist-built wheels by their own hash."""
+    pins = read_lock(lock_path(backend))
+    lines = [f"# generated from images/{backend}.lock by clusterkit.images; do not edit"]
+    for name, pin in sorted(pins.items()):
+        entry = manifest.get(name)
+        if entry is None:
+            raise BuildError(
+                f"{name} is in {backend}.lock but not in the wheelhouse of {UNION_LOCK}: run `make lock`"
+            )
+        lines.append(pin.line(entry["hashes"] if entry["built_from_sdist"] else None))
+    return "\n".join(lines) + "\n"
+
+
+def label_instruction(image_labels: dict[str, str]) -> str:
+    """A single Dockerfile LABEL line; values are JSON-quoted (the parser unescapes them)."""
+    return "LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(image_labels.items()))
+
+
+def _copy_source(dest: Path) -> None:
+    """Copy the clusterkit sources into the build context, with .pyc when the host runs 3.11.
+
+    The node user cannot write __pycache__ under /opt, so without them every
+    process start would compile clusterkit again. Hash-checked .pyc stay valid
+    whatever the file times are after COPY; compiling here saves a RUN step
+    (a layer commit) on every code-only rebuild.
+    """
+    import compileall
+    import py_compile
+
+    src = paths.source_dir()
+    for p in paths.source_files(src):
+        target = dest / p.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, target)
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == PYTHON_MINOR:
+        compileall.compile_dir(
+            str(dest), quiet=2, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+        )
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def build_node_image(
+    backend: str, *, base_image: str | None = None, progress: Progress = quiet, force: bool = False
+) -> str:
+    """Build ``clusterkit/<backend>:<hash>`` (base and wheelhouse too if needed); returns its ref.
+
+    Cheap when only the clusterkit source changed: every layer but the last
+    comes from the build cache. ``force`` builds without the cache.
+    """
+    check_backend(backend)
+    for p in node_files(backend):
+        if not p.is_file():
+            raise BuildError(f"{p} is missing: it is needed to build the {backend} image")
+    engine = client()
+    online = online_base(backend == "spark", base_image)
+    if online and get_image(engine, online) is None:
+        raise missing_online_base(online)
+    probs = subset_problems(read_lock(lock_path(backend)), read_lock(lock_path()))
+    if probs:
+        raise BuildError(f"{backend}.lock is out of date with {UNION_LOCK} ({probs[0]}): run `make lock`")
+    ref = image_tag(backend, base_image=base_image)
+    house = wheelhouse(progress=progress)
+    base = build_base(backend == "spark", base_image=base_image, progress=progress)
+    manifest = json.loads((house / "manifest.json").read_text())
+    versions = {n: p.version for n, p in sorted(read_lock(lock_path(backend)).items())}
+    image_labels = {
+        labels.PROJECT: labels.PROJECT_VALUE,
+        labels.BACKEND: backend,
+        "clusterkit.lock-hash": lock_hash(),
+        "clusterkit.image-lock-hash": lock_hash(lock_path(backend)),
+        "clusterkit.python": PYTHON_MINOR,
+        "clusterkit.version": __version__,
+        SOURCE_HASH: source_hash(),
+        "clusterkit.base": base,
+        "clusterkit.versions": json.dumps(versions, separators=(",", ":")),
+    }
+    # The venv stage gets its own tag so that `docker image prune` cannot
+    # drop it as dangling: it is the cache a code-only rebuild relies on.
+    env = env_tag(ref)
+    with_env = force or get_image(engine, env) is None
+    doing = f"building {ref}" + (f" and its venv stage {env}" if with_env else " on its cached venv stage")
+    with (
+        transcript.step(progress, "build", ref, doing) as log,
+        tempfile.TemporaryDirectory(prefix=f"clusterkit-{backend}-") as tmp,
+    ):
+        ctx = Path(tmp)
+        for p in node_files(backend):
+            shutil.copy(p, ctx / ("Dockerfile" if p.name.startswith("Dockerfile") else p.name))
+        (ctx / "requirements.txt").write_text(node_requirements(backend, manifest))
+        (ctx / "wheels").mkdir()
+        for name in versions:
+            f = manifest[name]["file"]
+            _link_or_copy(house / "wheels" / f, ctx / "wheels" / f)
+        _copy_source(ctx / "clusterkit")
+        # One LABEL step at the end (build-time `labels=` makes one step per label).
+        # The lock hash also goes into the environment: the drift check reads it
+        # from inside each node.
+        with open(ctx / "Dockerfile", "a") as f:
+            f.write("\n" + label_instruction(image_labels) + "\n")
+            f.write(f"ENV CLUSTERKIT_LOCK_HASH={image_labels['clusterkit.lock-hash']}\n")
+        # No network: everything the image needs is in the context.
+        common = {"path": str(ctx), "buildargs": {"BASE": base}, "network_mode": "none", "nocache": force}
+        replaced = [_image_id(engine, r) for r in (env, ref)]
+        if with_env:
+            transcript.stream_build(engine, log, env, tag=env, target="env", **common)
+        transcript.stream_build(engine, log, ref, tag=ref, **common)
+    for old in replaced:
+        _remove_if_dangling(engine, old)
+    return ref
+
+
+def _image_id(engine: Any, ref: str) -> str | None:
+    img = get_image(engine, ref)
+    return img.id if img is not None else None
+
+
+def _remove_if_dangling(engine: Any, image_id: str | None) -> None:
+    """Remove an image a rebuild took the tag from, unless it is still tagged or in use."""
+    import docker
+
+    img = get_image(engine, image_id) if image_id else None
+    if img is None or img.tags:
+        return
+    try:
+        engine.images.remove(image_id)
+    except docker.errors.APIError:
+        pass  # a container (a running cluster) still uses it; `clusterkit image prune --all` takes it later
+
+
+def ensure_image(backend: str, *, progress: Progress = quiet) -> str:
+    """The current node image ref, building what is missing or stale; a no-op if up to date.
+
+    Stale means the clusterkit source differs from the image's last layer.
+    A file lock keeps parallel callers (pytest-xdist, two CLIs) from building twice.
+    """
+    from filelock import FileLock
+
+    ref = image_tag(backend)
+    engine = client()
+
+    def current() -> bool:
+        img = get_image(engine, ref)
+        return img is not None and (img.labels or {}).get(SOURCE_HASH) == source_hash()
+
+    if current():
+        return ref
+    locks = paths.cache_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(locks / f"{backend}.lock")):
+        if current():
+            return ref
+        return build_node_image(backend, progress=progress)

@@ -1,0 +1,43 @@
+"""Where the image inputs and the host caches live.
+
+Every other module asks here, so tests can point the whole builder at a
+private copy of ``images/`` (``$CLUSTERKIT_IMAGES_DIR``) and a private cache
+(``$CLUSTERKIT_CACHE_DIR``) with two environment variables, and at another
+clusterkit source tree by patching :func:`source_dir`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent.parent  # the clusterkit package
+
+
+def images_dir() -> Path:
+    """The folder with locks, Dockerfiles and scripts ($CLUSTERKIT_IMAGES_DIR for tests)."""
+    env = os.environ.get("CLUSTERKIT_IMAGES_DIR")
+    return Path(env) if env else _PACKAGE.parent / "images"
+
+
+def cache_dir() -> Path:
+    """Host cache for wheelhouses and build logs, kept across builds so rebuilds don't re-download."""
+    env = os.environ.get("CLUSTERKIT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "clusterkit"
+
+
+def source_dir() -> Path:
+    """The clusterkit package whose sources become the last layer of a node image."""
+    return _PACKAGE
+
+
+def source_files(root: Path) -> list[Path]:
+    """The files of a source tree that go into the image (no bytecode caches)."""
+    return [
+        p
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    ]

@@ -1,0 +1,108 @@
+"""Image tags: content hashes of exactly the inputs that make an image.
+
+A tag is computed from files, never looked up on the engine, so "is the image
+current?" is a string comparison. ``clusterkit/<backend>:<hash12>`` covers the
+backend lock, its Dockerfile, the trim script, the base tag and
+``clusterkit.__version__``; the clusterkit source is deliberately left out
+(it is the last, small layer, described by :func:`source_hash` in a label),
+so a code-only change rebuilds one layer under the same tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from clusterkit import __version__
+from clusterkit.errors import BuildError
+from clusterkit.images import paths
+from clusterkit.images.locks import check_backend, lock_path
+
+#: The repository part of every clusterkit image ref.
+REPO = "clusterkit"
+
+
+def digest(parts: Iterable[bytes | str]) -> str:
+    """sha256 hex over length-prefixed parts (so ``["ab", "c"]`` and ``["a", "bc"]`` differ)."""
+    h = hashlib.sha256()
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        h.update(len(b).to_bytes(8, "big"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def read_input(path: Path) -> bytes:
+    """The bytes of a file an image is made from, or a BuildError naming it."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BuildError(f"{path} is missing: it is needed to build the image") from None
+
+
+def base_packages(jre: bool) -> list[Path]:
+    d = paths.images_dir()
+    return [d / "base.packages"] + ([d / "base-jre.packages"] if jre else [])
+
+
+def package_list(jre: bool) -> list[str]:
+    """Debian packages of a base image, read from images/base*.packages."""
+    names: list[str] = []
+    for p in base_packages(jre):
+        for line in read_input(p).decode().splitlines():
+            names += line.split("#", 1)[0].split()
+    return names
+
+
+def online_base(jre: bool, base_image: str | None) -> str | None:
+    """The pulled image to build the base from (argument, $BASE_IMAGE_JRE, $BASE_IMAGE), or None."""
+    if base_image:
+        return base_image
+    if jre:
+        return os.environ.get("BASE_IMAGE_JRE") or os.environ.get("BASE_IMAGE") or None
+    return os.environ.get("BASE_IMAGE") or None
+
+
+def base_tag(jre: bool, *, base_image: str | None = None) -> str:
+    """``clusterkit/base[-jre]:<hash12>`` over the package list and the recipe."""
+    d = paths.images_dir()
+    online = online_base(jre, base_image)
+    parts: list[bytes | str] = ["jre" if jre else "nojre", " ".join(package_list(jre))]
+    if online:
+        parts += ["online", online, read_input(d / "Dockerfile.base-online")]
+    else:
+        parts += ["mmdebstrap", read_input(d / "build-base.sh")]
+    name = "base-jre" if jre else "base"
+    return f"{REPO}/{name}:{digest(parts)[:12]}"
+
+
+def node_files(backend: str) -> list[Path]:
+    """The recipe files of a node image (they go into its build context and its tag)."""
+    d = paths.images_dir()
+    return [d / f"Dockerfile.{backend}", d / "trim-venv.sh"]
+
+
+def image_tag(backend: str, *, base_image: str | None = None) -> str:
+    """``clusterkit/<backend>:<hash12>`` over lock, Dockerfile, base and version (not the source)."""
+    check_backend(backend)
+    parts: list[bytes | str] = [backend, read_input(lock_path(backend))]
+    parts += [read_input(p) for p in node_files(backend)]
+    parts += [base_tag(backend == "spark", base_image=base_image), __version__]
+    return f"{REPO}/{backend}:{digest(parts)[:12]}"
+
+
+def env_tag(ref: str) -> str:
+    """``clusterkit/<backend>-env:<hash12>``: the venv build stage of a node image."""
+    repo, _, tag = ref.rpartition(":")
+    return f"{repo}-env:{tag}"
+
+
+def source_hash(root: Path | None = None) -> str:
+    """Hash of the clusterkit sources that go into the last image layer."""
+    root = root or paths.source_dir()
+    parts: list[bytes | str] = []
+    for p in sorted(paths.source_files(root)):
+        parts += [p.relative_to(root).as_posix(), p.read_bytes()]
+    return digest(parts)[:16]

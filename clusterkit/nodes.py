@@ -1,0 +1,48 @@
+"""What a node container runs: its command, health probe, environment and limits.
+
+One description shared by every container runtime (the compose file, the
+testcontainers containers and, next, the swarm stack), so a port, a command
+or a probe is written once.
+"""
+
+from __future__ import annotations
+
+from clusterkit.backends import get_backend
+from clusterkit.spec import ClusterSpec, format_memory
+
+#: The scheduler's host name on a cluster network; workers reach it by this name.
+SCHEDULER_HOST = "scheduler"
+
+
+def node_commands(spec: ClusterSpec, scheduler_host: str = SCHEDULER_HOST) -> dict[str, dict[str, list[str]]]:
+    """Commands and health probes of the scheduler and a worker, inside the image.
+
+    >>> from clusterkit.spec import ClusterSpec
+    >>> node_commands(ClusterSpec(name="x"))["worker"]["command"][3:7]
+    ['worker', '--backend', 'dask', '--scheduler']
+    """
+    b, p, d = spec.backend, str(spec.scheduler_port), str(spec.dashboard_port)
+    node = ["python", "-m", "clusterkit.node"]  # = `clusterkit node`, without the CLI's imports
+    scheduler = [*node, "scheduler", "--backend", b, "--port", p, "--dashboard-port", d]
+    worker = [*node, "worker", "--backend", b, "--scheduler", f"{scheduler_host}:{p}"]
+    worker += ["--cores", str(spec.cores), "--memory", format_memory(spec.memory)]
+    probe = ["python", "-m", "clusterkit.probe"]  # = `clusterkit probe`, without the CLI's imports
+    scheduler_probe = [*probe, "scheduler", "--backend", b, "--ui", f"127.0.0.1:{d}"]
+    worker_probe = [*probe, "worker", "--backend", b, "--ui", f"{scheduler_host}:{d}"]
+    worker_ui = get_backend(b).worker_ui_port
+    if worker_ui:
+        worker_probe += ["--worker-ui", f"127.0.0.1:{worker_ui}"]
+    return {
+        "scheduler": {"command": scheduler, "probe": scheduler_probe},
+        "worker": {"command": worker, "probe": worker_probe},
+    }
+
+
+def node_environment(spec: ClusterSpec) -> dict[str, str]:
+    """The backend's node environment, overridden by the spec's ``env``."""
+    return {**get_backend(spec.backend).node_env, **dict(spec.env)}
+
+
+def worker_memory_limit(spec: ClusterSpec) -> int:
+    """Bytes a worker container may use: the worker's memory plus the backend's overhead."""
+    return spec.memory + get_backend(spec.backend).memory_overhead

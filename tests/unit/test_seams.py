@@ -1,0 +1,48 @@
+"""The two axes are looked up by name; the Python Cluster class comes from the backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from clusterkit import Cluster, ClusterKitError
+from clusterkit.backends import get_backend
+from clusterkit.errors import InvalidValue
+from clusterkit.runtimes import RUNTIMES, get_runtime
+from clusterkit.runtimes.base import Runtime
+
+
+def test_every_runtime_is_listed_and_a_runtime():
+    assert set(RUNTIMES) == {"compose", "local", "testcontainers"}
+    for name in RUNTIMES:
+        runtime = get_runtime(name)
+        assert isinstance(runtime, Runtime) and runtime.name == name
+    with pytest.raises(InvalidValue, match="expected one of compose, local, testcontainers"):
+        get_runtime("kubernetes")
+
+
+def test_each_backend_names_its_cluster_class():
+    from distributed.deploy import Cluster as DistributedCluster
+
+    dask_class = get_backend("dask").cluster_class()
+    spark_class = get_backend("spark").cluster_class()
+    assert issubclass(dask_class, Cluster) and issubclass(dask_class, DistributedCluster)
+    assert issubclass(spark_class, Cluster) and not issubclass(spark_class, DistributedCluster)
+
+
+def test_status_is_a_lifecycle_state_and_a_call():
+    from distributed.core import Status
+
+    from clusterkit.backends.dask_cluster import _StatusView
+
+    class Fake:
+        def report(self):
+            return "report"
+
+    view = _StatusView(Fake(), Status.running)  # type: ignore[arg-type]
+    assert view == Status.running and view in (Status.running, Status.closed)
+    assert view != Status.closed and view.name == "running"
+    assert view() == "report"
+
+
+def test_the_error_base_is_importable_from_the_package():
+    assert issubclass(InvalidValue, ClusterKitError)
