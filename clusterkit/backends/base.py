@@ -157,11 +157,78 @@ class Backend:
     #: What the local runtime passes to ``start_worker``: several workers share one host.
     local_worker_options: dict[str, Any] = {}
 
-    def start_scheduler(self, address: str | None = None, **kwargs: Any) -> Any:
+    # -- programs: what a backend says ------------------------------------------
+
+    def scheduler_argv(self, host: str | None, port: int, dashboard_port: int) -> list[str]:
+        """The scheduler program; ``host`` ``None`` listens on every interface."""
         raise NotImplementedError
 
-    def start_worker(self, scheduler_address: str, **kwargs: Any) -> Any:
+    def worker_argv(self, scheduler_address: str, **node: Any) -> list[str]:
+        """One worker program that joins ``scheduler_address``.
+
+        ``node``: ``cores``, ``memory`` (bytes), ``name``, ``host``, ``work_dir``
+        and the backend's own options (Spark: ``webui_port``).
+        """
         raise NotImplementedError
+
+    def node_process_env(self, role: str, work_dir: str | None) -> dict[str, str]:
+        """Environment the node program needs beyond this process's own."""
+        return {}
+
+    # -- the seed API ----------------------------------------------------------
+
+    def start_scheduler(
+        self,
+        address: str | None = None,
+        *,
+        dashboard_port: int | None = None,
+        detach: bool = False,
+        log: IO[bytes] | None = None,
+        work_dir: str | None = None,
+    ) -> Any:
+        """Run the scheduler at ``address`` (``host:port``; host 0.0.0.0 = every interface).
+
+        ``detach=False`` (as inside a container) replaces this process with the
+        scheduler; ``detach=True`` returns a ``Popen``. Raises ``PortInUse``
+        before starting if a port is taken (Spark would silently move to the next one).
+        """
+        host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
+        dashboard_port = dashboard_port or self.dashboard_port
+        bind = None if host in ("0.0.0.0", "", "*") else host
+        ensure_port_free(bind or "0.0.0.0", port, "scheduler")
+        ensure_port_free(bind or "0.0.0.0", dashboard_port, "dashboard")
+        argv = self.scheduler_argv(bind, port, dashboard_port)
+        return launch(argv, detach=detach, env=self.node_process_env("scheduler", work_dir), log=log)
+
+    def start_worker(
+        self,
+        scheduler_address: str,
+        *,
+        cores: int = 1,
+        memory: int | str = "1g",
+        name: str | None = None,
+        host: str | None = None,
+        detach: bool = False,
+        log: IO[bytes] | None = None,
+        work_dir: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run one worker offering ``cores`` and ``memory`` to the scheduler at ``scheduler_address``.
+
+        ``options`` are the backend's own (Spark: ``webui_port``).
+        """
+        from clusterkit.spec import parse_memory
+
+        argv = self.worker_argv(
+            scheduler_address,
+            cores=cores,
+            memory=parse_memory(memory),
+            name=name,
+            host=host,
+            work_dir=work_dir,
+            **options,
+        )
+        return launch(argv, detach=detach, env=self.node_process_env("worker", work_dir), log=log)
 
     def connect_to_scheduler(self, address: str, timeout: float = 30, **kwargs: Any) -> Any:
         raise NotImplementedError

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import Any
 
 from clusterkit.backends.base import (
     Backend,
-    ensure_port_free,
     format_host,
-    launch,
     parse_address,
     run_async,
 )
 from clusterkit.errors import ClusterUnavailable
-from clusterkit.spec import parse_memory
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
@@ -69,6 +66,7 @@ class DaskBackend(Backend):
         name: str | None,
         host: str | None,
         work_dir: str | None = None,
+        **_: Any,
     ) -> list[str]:
         shost, sport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
         argv = [
@@ -95,52 +93,6 @@ class DaskBackend(Backend):
         return argv
 
     # -- the seed API ----------------------------------------------------------
-
-    def start_scheduler(
-        self,
-        address: str | None = None,
-        *,
-        dashboard_port: int | None = None,
-        detach: bool = False,
-        log: IO[bytes] | None = None,
-        work_dir: str | None = None,
-    ) -> Any:
-        """Run a Dask scheduler at ``address`` (``host:port``; empty host = all interfaces).
-
-        With ``detach=False`` (the default, as inside a container) this process
-        becomes the scheduler; with ``detach=True`` a ``Popen`` is returned.
-        ``work_dir`` is accepted for symmetry with workers; the scheduler writes nothing.
-        Raises ``PortInUse`` before starting if a port is taken.
-        """
-        host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
-        dashboard_port = dashboard_port or self.dashboard_port
-        bind = None if host in ("0.0.0.0", "", "*") else host
-        ensure_port_free(bind or "0.0.0.0", port, "scheduler")
-        ensure_port_free(bind or "0.0.0.0", dashboard_port, "dashboard")
-        return launch(self.scheduler_argv(bind, port, dashboard_port), detach=detach, log=log)
-
-    def start_worker(
-        self,
-        scheduler_address: str,
-        *,
-        cores: int = 1,
-        memory: int | str = "1g",
-        name: str | None = None,
-        host: str | None = None,
-        detach: bool = False,
-        log: IO[bytes] | None = None,
-        work_dir: str | None = None,
-    ) -> Any:
-        """Run one Dask worker (behind a nanny) that joins ``scheduler_address``."""
-        argv = self.worker_argv(
-            scheduler_address,
-            cores=cores,
-            memory=parse_memory(memory),
-            name=name,
-            host=host,
-            work_dir=work_dir,
-        )
-        return launch(argv, detach=detach, log=log)
 
     def connect_to_scheduler(
         self,

@@ -18,18 +18,16 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from clusterkit.backends.base import (
     Backend,
-    ensure_port_free,
     format_host,
-    launch,
     loopback,
     parse_address,
 )
 from clusterkit.errors import ClusterUnavailable
-from clusterkit.spec import format_memory, parse_memory
+from clusterkit.spec import format_memory
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
@@ -148,6 +146,7 @@ class SparkBackend(Backend):
         host: str | None,
         webui_port: int = 8081,
         work_dir: str | None = None,
+        **_: Any,
     ) -> list[str]:
         mhost, mport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
         argv = [
@@ -160,68 +159,23 @@ class SparkBackend(Backend):
             "--webui-port",
             str(webui_port),
         ]
-        if work_dir:
-            argv += ["--work-dir", work_dir]
+        argv += ["--work-dir", spark_env(work_dir)["SPARK_WORKER_DIR"]]
         if host:
             argv += ["--host", host]
         return [*argv, f"spark://{format_host(mhost)}:{mport}"]
 
+    def node_process_env(self, role: str, work_dir: str | None) -> dict[str, str]:
+        env = spark_env(work_dir)
+        if role == "scheduler":
+            # Fail instead of drifting to another port if one is taken after the check.
+            # No REST submission server: it would take fixed port 6066 on every master.
+            env["SPARK_MASTER_OPTS"] = (
+                "-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false "
+                + os.environ.get("SPARK_MASTER_OPTS", "")
+            )
+        return env
+
     # -- the seed API ----------------------------------------------------------
-
-    def start_scheduler(
-        self,
-        address: str | None = None,
-        *,
-        dashboard_port: int | None = None,
-        detach: bool = False,
-        log: IO[bytes] | None = None,
-        work_dir: str | None = None,
-    ) -> Any:
-        """Run a Spark master at ``address`` (``host:port``) with its web UI on ``dashboard_port``.
-
-        ``detach=False`` replaces this process (as in a container);
-        ``detach=True`` returns a ``Popen``. Raises ``PortInUse`` up front,
-        because Spark would otherwise move to the next free port silently.
-        """
-        host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
-        dashboard_port = dashboard_port or self.dashboard_port
-        bind = None if host in ("0.0.0.0", "", "*") else host
-        ensure_port_free(bind or "0.0.0.0", port, "master")
-        ensure_port_free(bind or "0.0.0.0", dashboard_port, "master web UI")
-        env = spark_env(work_dir)
-        # Fail instead of drifting to another port if one is taken after the check.
-        # No REST submission server: it would take fixed port 6066 on every master.
-        env["SPARK_MASTER_OPTS"] = (
-            "-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false "
-            + os.environ.get("SPARK_MASTER_OPTS", "")
-        )
-        return launch(self.scheduler_argv(bind, port, dashboard_port), detach=detach, env=env, log=log)
-
-    def start_worker(
-        self,
-        scheduler_address: str,
-        *,
-        cores: int = 1,
-        memory: int | str = "1g",
-        name: str | None = None,
-        host: str | None = None,
-        webui_port: int = 8081,
-        detach: bool = False,
-        log: IO[bytes] | None = None,
-        work_dir: str | None = None,
-    ) -> Any:
-        """Run one Spark worker offering ``cores`` and ``memory`` to the master."""
-        env = spark_env(work_dir)
-        argv = self.worker_argv(
-            scheduler_address,
-            cores=cores,
-            memory=parse_memory(memory),
-            name=name,
-            host=host,
-            webui_port=webui_port,
-            work_dir=env["SPARK_WORKER_DIR"],
-        )
-        return launch(argv, detach=detach, env=env, log=log)
 
     def connect_to_scheduler(
         self,

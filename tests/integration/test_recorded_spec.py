@@ -14,9 +14,7 @@ pytestmark = [pytest.mark.slow]
 HOSTILE_YAML = "backend: dask\nimage: somebody/else:latest\nworkerz: 3\n"
 
 
-@pytest.mark.parametrize(
-    "runtime", ["local", pytest.param("compose", marks=pytest.mark.docker)]
-)
+@pytest.mark.parametrize("runtime", ["local", pytest.param("compose", marks=pytest.mark.docker)])
 def test_status_and_down_from_a_folder_with_another_spec_file(runtime, tmp_path, run_dir, cli, request):
     name = f"ck-record-{runtime}"
     started_in, elsewhere = tmp_path / "a", tmp_path / "b"
