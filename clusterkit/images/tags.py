@@ -85,9 +85,13 @@ def node_files(backend: str) -> list[Path]:
 
 
 def image_tag(backend: str, *, base_image: str | None = None) -> str:
-    """``clusterkit/<backend>:<hash12>`` over lock, Dockerfile, base and version (not the source)."""
+    """``clusterkit/<backend>:<hash12>`` over the locks, Dockerfile, base and version (not the source).
+
+    The union lock is in it too: the image records its hash (the drift check
+    compares it), so an image from another union lock is another image.
+    """
     check_backend(backend)
-    parts: list[bytes | str] = [backend, read_input(lock_path(backend))]
+    parts: list[bytes | str] = [backend, read_input(lock_path(backend)), read_input(lock_path())]
     parts += [read_input(p) for p in node_files(backend)]
     parts += [base_tag(backend == "spark", base_image=base_image), __version__]
     return f"{REPO}/{backend}:{digest(parts)[:12]}"
