@@ -11,12 +11,13 @@ cluster X" and "what does a client connect to" are decided in one place.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
 from clusterkit import runtimes
 from clusterkit.backends import get_backend
-from clusterkit.errors import ClusterExists, ClusterNotFound
+from clusterkit.errors import ClusterExists, ClusterNotFound, InvalidValue
 from clusterkit.progress import Progress, quiet
 from clusterkit.runtimes.base import Runtime
 from clusterkit.spec import ClusterSpec, parse_count, resolve_spec
@@ -40,12 +41,15 @@ def up(
     timeout: float = 120,
     keep: bool = False,
     progress: Progress = quiet,
+    held: bool = False,
 ) -> ClusterStatus:
     """Start ``spec`` on ``runtime`` and wait until every worker is registered.
 
     A name is unique across runtimes, so ``status`` and ``down --name`` always
-    know which cluster is meant.
+    know which cluster is meant. ``held``: this process keeps the cluster for
+    its whole life (``clusterkit gc`` removes it once the process is gone).
     """
+    check_timeout(timeout)
     rt = runtimes.get_runtime(runtime or default_runtime_name())
     for other in _runtimes(None):
         if other.name != rt.name and spec.name in other.clusters():
@@ -53,7 +57,44 @@ def up(
                 f"a cluster named {spec.name!r} already runs on the {other.name} runtime; "
                 f"choose another --name or `clusterkit down --name {spec.name}` first"
             )
-    return rt.up(spec, timeout=timeout, keep=keep, progress=progress)
+    image = _notebook_image(rt, spec, progress) if spec.notebook else None  # before anything starts
+    status = rt.up(spec, timeout=timeout, keep=keep, progress=progress, held=held)
+    if image is None:
+        return status
+    from clusterkit import notebook
+
+    try:
+        found = notebook.start(rt, spec.name, image, timeout=timeout, progress=progress)
+    except BaseException:
+        if not keep:
+            rt.down(spec.name)
+        raise
+    return dataclasses.replace(status, notebook_url=found.url)
+
+
+def _notebook_image(rt: Runtime, spec: ClusterSpec, progress: Progress) -> str:
+    from clusterkit import notebook
+
+    return notebook.prepare(rt, spec, progress)
+
+
+def _with_notebook(rt: Runtime, name: str, status: ClusterStatus) -> ClusterStatus:
+    """The status with the link (and token) of the notebook beside the cluster, if one runs."""
+    from clusterkit import notebook
+
+    found = notebook.find(rt, name)
+    return dataclasses.replace(status, notebook_url=found.url) if found else status
+
+
+def check_timeout(timeout: Any) -> float:
+    """A deadline in seconds: a positive number."""
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not value > 0:  # also NaN
+        raise InvalidValue(f"timeout: {timeout!r} is not valid; expected a number of seconds above 0")
+    return value
 
 
 def _runtimes(runtime: str | Runtime | None) -> list[Runtime]:
@@ -77,10 +118,36 @@ def find(name: str | None, runtime: str | Runtime | None = None) -> tuple[Runtim
     return found[0]
 
 
-def status(name: str | None = None, runtime: str | None = None) -> ClusterStatus:
-    """What the scheduler of a running cluster reports."""
+def find_by_address(backend: str, host: str, port: int) -> ClusterSpec | None:
+    """The client spec of a running ``backend`` cluster this host reaches at ``host:port``, if any.
+
+    How a client given only an address (``spark.connect_to_scheduler("127.0.0.1:17177")``)
+    learns the rest of the cluster (its web UI port) from what runs.
+    """
+    from clusterkit.backends.base import loopback
+    from clusterkit.errors import ClusterKitError
+
+    def same(other: str) -> bool:
+        return loopback(other) if loopback(host) else other == host
+
+    for rt in _runtimes(None):
+        try:
+            for name in rt.clusters():
+                spec = rt.client_spec(name)
+                if spec.backend == backend and spec.scheduler_port == port and same(spec.scheduler_host):
+                    return spec
+        except (ClusterKitError, OSError, KeyError, ValueError):
+            continue  # a runtime that cannot answer here (no engine, no swarm)
+    return None
+
+
+def status(name: str | None = None, runtime: str | None = None, *, repair: bool = False) -> ClusterStatus:
+    """A running cluster compared with its spec: ``health`` is ``healthy``, ``degraded`` or ``down``.
+
+    ``repair=True`` also starts ended nodes again (:meth:`Runtime.heal`).
+    """
     rt, found = find(name, runtime)
-    return rt.status(found)
+    return _with_notebook(rt, found, rt.status(found, repair=repair))
 
 
 def down(name: str | None = None, runtime: str | None = None, *, volumes: bool = False) -> str:
@@ -110,28 +177,89 @@ def scale(
 def logs(
     name: str | None = None, service: str | None = None, runtime: str | None = None, **options: Any
 ) -> None:
-    """Print a cluster's logs (``follow``, ``tail`` as keywords)."""
+    """Print a cluster's logs (``follow``, ``tail`` as keywords); ``service``: scheduler or worker."""
+    if service is not None and service not in SERVICES:
+        raise InvalidValue(f"service: {service!r} is not valid; expected one of {', '.join(SERVICES)}")
     rt, found = find(name, runtime)
     rt.logs(found, service, **options)
 
 
+#: What ``logs SERVICE`` accepts.
+SERVICES = ("scheduler", "worker")
+
+
 def render(spec: ClusterSpec, fmt: str = "compose") -> str:
-    """The text a runtime's tool reads for ``spec`` (``compose``), or the resolved spec (``spec``)."""
+    """The file a runtime's tool reads for ``spec`` (``compose``, ``stack``), or the resolved spec (``spec``)."""
     import yaml
 
     if fmt == "spec":
         return yaml.safe_dump(spec.to_dict(), sort_keys=False)
     from clusterkit import images
-    from clusterkit.render import compose
+    from clusterkit.render import render_text
 
-    return compose.dump(compose.render(spec, spec.image or images.image_tag(spec.backend)))
+    return render_text(spec, spec.image or images.image_tag(spec.backend), fmt)
 
 
 def gc(everything: bool = False) -> list[str]:
-    """Remove what test sessions whose process died left behind (``everything``: all of it)."""
-    from clusterkit.runtimes.testcontainers import sweep
+    """Remove the clusters whose owner died before it was done with them; returns what went.
 
-    return sweep(only_dead=not everything)
+    An owner is the process that ran ``up`` (until the cluster was ready) or
+    that held the cluster (a Python ``Cluster``, a test session): a killed
+    ``clusterkit up`` (SIGKILL, a closed terminal) and a killed test session
+    leave such clusters. A cluster ``clusterkit up`` finished starting is
+    never removed, nor one that is healthy and this machine has no record
+    of. ``everything`` also removes the clusters of live test sessions.
+    """
+    from clusterkit import labels, records
+    from clusterkit.engine import docker_client
+    from clusterkit.errors import EngineUnavailable
+    from clusterkit.runtimes.local import LocalRuntime
+
+    removed: list[str] = []
+    owners: dict[tuple[str, str], dict[str, str]] = {}
+    try:
+        client = docker_client()
+        wanted = {"label": [f"{labels.PROJECT}={labels.PROJECT_VALUE}", labels.SESSION_PID]}
+        for resource in [
+            *client.containers.list(all=True, filters=wanted),
+            *client.networks.list(filters=wanted),
+        ]:
+            found = getattr(resource, "labels", None) or resource.attrs.get("Labels") or {}
+            key = (found.get(labels.RUNTIME, ""), found.get(labels.CLUSTER, ""))
+            owners.setdefault(key, dict(found))
+    except EngineUnavailable:
+        pass
+    for (runtime_name, name), found in sorted(owners.items()):
+        if runtime_name not in runtimes.RUNTIMES or not name:
+            continue
+        rt = runtimes.get_runtime(runtime_name)
+        session = everything and runtime_name == "testcontainers"
+        if session or records.orphaned(name, found, complete=lambda rt=rt, name=name: _healthy(rt, name)):
+            rt._remove_all(name)
+            removed.append(f"cluster {name} ({runtime_name})")
+    local = LocalRuntime()
+    if local.root.is_dir():
+        for state in sorted(local.root.glob("*/state.json")):
+            name = state.parent.name
+            owner = records.load(name).get("owner") or {}
+            if not owner.get("pid"):
+                continue  # no record of who started it: `clusterkit down` removes it
+            found = {labels.SESSION_PID: str(owner["pid"])}
+            if owner.get("started"):
+                found[records.OWNER_STARTED] = f"{owner['started']:.3f}"
+            if records.orphaned(name, found):
+                local._remove_all(name)
+                removed.append(f"cluster {name} (local)")
+    return removed
+
+
+def _healthy(rt: Runtime, name: str) -> bool:
+    from clusterkit.errors import ClusterKitError
+
+    try:
+        return rt.status(name).health == "healthy"
+    except ClusterKitError:
+        return False
 
 
 def connect(name: str | None = None, runtime: str | None = None, timeout: float = 60) -> Any:
@@ -143,12 +271,22 @@ def connect(name: str | None = None, runtime: str | None = None, timeout: float 
 def drift(
     name: str | None = None, runtime: str | None = None, *, tolerance: str | None = None
 ) -> tuple[list[Any], dict[str, dict[str, str]]]:
-    """The graded version differences between this client and every node of a cluster."""
+    """The graded version differences between this client and every node of a cluster.
+
+    Inside ``clusterkit run``, ``shell`` or the notebook the client is that
+    container (the cluster's own image), found by its environment.
+    """
+    from clusterkit import client_env
     from clusterkit import drift as drift_check
 
-    rt, found = find(name, runtime)
-    backend = get_backend(rt.spec_of(found).backend)
-    connection = backend.connect(rt.client_spec(found), 60)
+    here = client_env.target()
+    if here is not None and runtime is None and name in (None, here.cluster):
+        backend = get_backend(here.backend)
+        connection = backend.connect_to_scheduler(timeout=60)
+    else:
+        rt, found = find(name, runtime)
+        backend = get_backend(rt.spec_of(found).backend)
+        connection = backend.connect(rt.client_spec(found), 60)
     try:
         versions = backend.node_versions(connection)
     finally:
@@ -174,6 +312,9 @@ class Cluster:
             (default: compose where an engine answers, else local).
         spec: a complete ``ClusterSpec`` instead of the fields.
         timeout: seconds to wait until every worker is registered.
+        supervise: keep the cluster at its spec while this object is open: a
+            node that dies (crash, OOM, ``docker kill``) is started again
+            (:mod:`clusterkit.supervisor`).
 
     >>> with Cluster("spark", workers=2, runtime="local") as cluster:  # doctest: +SKIP
     ...     cluster.session().range(10).count()
@@ -201,22 +342,27 @@ class Cluster:
         timeout: float = 120,
         keep: bool = False,
         progress: Progress = quiet,
+        supervise: bool = True,
         **fields: Any,
     ) -> None:
         if spec is None:
             spec = resolve_spec(overrides={"backend": backend, "workers": workers, **fields})
         rt = runtimes.get_runtime(runtime or default_runtime_name())
         self._init(spec, rt, owned=True)
+        self._supervise = supervise
         self._start_cluster(timeout=timeout, keep=keep, progress=progress)
 
     @classmethod
-    def from_name(cls, name: str | None = None, runtime: str | Runtime | None = None) -> Any:
+    def from_name(
+        cls, name: str | None = None, runtime: str | Runtime | None = None, *, supervise: bool = True
+    ) -> Any:
         """Attach to a running cluster (``clusterkit up``); closing it leaves the cluster running."""
         rt, found = find(name, runtime)
         spec = rt.spec_of(found)
         klass = get_backend(spec.backend).cluster_class()
         self = klass.__new__(klass)
         self._init(spec, rt, owned=False)
+        self._supervise = supervise
         self._start_cluster(timeout=60, keep=True, progress=quiet)
         return self
 
@@ -232,9 +378,18 @@ class Cluster:
 
     def _up(self, timeout: float, keep: bool, progress: Progress) -> None:
         if self.owned:
-            up(self.spec, self.runtime, timeout=timeout, keep=keep, progress=progress)
+            up(self.spec, self.runtime, timeout=timeout, keep=keep, progress=progress, held=True)
+            self.spec = self.runtime.spec_of(self.spec.name)  # as recorded: with the runtime's defaults
+        if getattr(self, "_supervise", True):
+            from clusterkit.supervisor import Supervisor
+
+            self._supervisor = Supervisor(self.runtime, self.spec.name).start()
 
     def _down(self) -> None:
+        supervisor = getattr(self, "_supervisor", None)
+        if supervisor is not None:
+            supervisor.stop()
+            self._supervisor = None
         if self.owned and self.runtime._exists(self.spec.name):
             self.runtime.down(self.spec.name)
 

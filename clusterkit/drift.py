@@ -97,6 +97,41 @@ def compare(
     return found
 
 
+class DriftWarning(UserWarning):
+    """The client and the cluster differ (shown once per client, instead of distributed's table)."""
+
+
+def summarize(differences: list[Difference]) -> str:
+    """One line for people: each package that differs, on which nodes, how serious; ``""`` if none.
+
+    >>> summarize([Difference("scheduler", "python", "3.11.7", "3.11.2", "warning"),
+    ...            Difference("tcp://10.0.0.3:4000", "python", "3.11.7", "3.11.2", "warning")])
+    'clusterkit: version drift between this client and the cluster: python 3.11.2 on the scheduler and 1 worker (client 3.11.7, warning); `clusterkit doctor` shows every difference'
+    """
+    if not differences:
+        return ""
+    grouped: dict[tuple[str, str | None, str | None, str], list[str]] = {}
+    for d in differences:
+        grouped.setdefault((d.package, d.found, d.expected, d.severity), []).append(d.node)
+    parts = []
+    for (package, found, expected, severity), nodes in grouped.items():
+        workers = sum(1 for n in nodes if n != "scheduler")
+        where = [
+            *(["the scheduler"] if "scheduler" in nodes else []),
+            *([f"{workers} worker"] if workers else []),
+        ]
+        where[-1] += "s" if workers > 1 else ""
+        parts.append(
+            f"{package} {found or '(missing)'} on {' and '.join(where)} "
+            f"(client {expected or '(missing)'}, {severity})"
+        )
+    return (
+        "clusterkit: version drift between this client and the cluster: "
+        + "; ".join(parts)
+        + "; `clusterkit doctor` shows every difference"
+    )
+
+
 def errors(differences: list[Difference]) -> list[Difference]:
     return [d for d in differences if d.severity == "error"]
 

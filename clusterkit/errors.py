@@ -4,6 +4,11 @@ Low-level errors (sockets, docker, py4j, subprocess) are translated into
 these at one boundary and chained with ``from``; the CLI turns them into one
 line and an exit code: 2 for bad input the user can fix in the command or
 spec, 1 for a runtime failure.
+
+The errors a caller of the seed API (``unified_map``) catches as
+``ConnectionError`` are ``ConnectionError`` s here too: ``ClusterUnavailable``
+(no scheduler answers), ``PortInUse`` (a port is taken) and ``BadAddress``
+(an address ``connect_to_scheduler`` cannot use).
 """
 
 from __future__ import annotations
@@ -40,8 +45,12 @@ class SpecFileError(SpecError):
     """The spec file is missing, unreadable or not valid YAML."""
 
 
-class PortInUse(SpecError):
-    """A port the cluster needs is already bound by another process."""
+class PortInUse(SpecError, ConnectionError):
+    """A port the cluster needs is already bound by another process (also a ``ConnectionError``)."""
+
+
+class BadAddress(InvalidValue, ConnectionError):
+    """An address that cannot be connected to (bad port, no host); also a ``ConnectionError``."""
 
 
 class ClusterNotFound(ClusterKitError):
@@ -63,8 +72,8 @@ class EngineUnavailable(ClusterKitError):
     """The Docker engine does not answer."""
 
 
-class ClusterUnavailable(ClusterKitError):
-    """Could not connect to a scheduler before the deadline."""
+class ClusterUnavailable(ClusterKitError, ConnectionError):
+    """Could not connect to a scheduler before the deadline (also a ``ConnectionError``)."""
 
 
 class StartupTimeout(ClusterKitError):
@@ -91,3 +100,11 @@ class ImageNotFound(ImageError):
 
 class BuildError(ImageError):
     """Building the base or node image failed."""
+
+
+class SwarmUnavailable(EngineUnavailable):
+    """The engine is not a swarm manager (or the swarm cannot do what the spec asks)."""
+
+
+class ClientStartError(ClusterKitError):
+    """A client container (``clusterkit run``, ``shell``, the notebook) could not be started."""

@@ -38,20 +38,71 @@ def run(argv: list[str] | None = None) -> None:
     worker.add_argument(
         "--host", default=None, help="address to listen on (default: the route to the scheduler)"
     )
+    for role in (scheduler, worker):
+        role.add_argument(
+            "--secrets",
+            default=None,
+            help="folder with the cluster's credentials: TLS/auth on (swarm secrets)",
+        )
     args = parser.parse_args(argv)
     backend = get_backend(args.backend)
     if args.role == "scheduler":
         port = parse_port("port", args.port or backend.scheduler_port)
         dashboard_port = parse_port("dashboard_port", args.dashboard_port or backend.dashboard_port)
-        backend.start_scheduler(f"{args.address}:{port}", dashboard_port=dashboard_port)
+        backend.start_scheduler(
+            f"{args.address}:{port}", dashboard_port=dashboard_port, secrets_dir=args.secrets
+        )
     else:
+        cores = parse_count("cores", args.cores, high=512)
+        memory = parse_memory(args.memory)
+        await_scheduler(args.scheduler, backend.scheduler_port)
+        options = {"webui_port": backend.worker_ui_port} if backend.worker_ui_port else {}
         backend.start_worker(
             args.scheduler,
-            cores=parse_count("cores", args.cores, high=512),
-            memory=parse_memory(args.memory),
+            cores=cores,
+            memory=memory,
             name=args.name or os.uname().nodename,
             host=args.host,
+            secrets_dir=args.secrets,
+            **options,
         )
+
+
+def await_scheduler(address: str, default_port: int) -> None:
+    """Wait until the scheduler's name resolves and its port accepts a connection.
+
+    A worker whose scheduler was killed exits (Dask closes it; the engine
+    starts it again); started while the scheduler is still away, the worker
+    program fails at once ("Name or service not known") and the container
+    crash-loops, each restart later than the last. Waiting here instead
+    keeps the container running until the scheduler is back, and the worker
+    registers as soon as it is. ``CLUSTERKIT_SCHEDULER_WAIT`` (seconds,
+    default 600) bounds the wait; then the container exits and its restart
+    policy decides.
+    """
+    import socket
+
+    from clusterkit.backends.base import parse_address
+    from clusterkit.waiting import wait_for
+
+    host, port = parse_address(address, default_port)
+    said: list[str] = []
+
+    def reachable() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=2):
+                return
+        except OSError as e:
+            if not said:
+                print(f"waiting for the scheduler at {host}:{port} ({e})", file=sys.stderr, flush=True)
+                said.append(str(e))
+            raise
+
+    timeout = float(os.environ.get("CLUSTERKIT_SCHEDULER_WAIT", "600"))
+    # On time-out, StartupTimeout: main() prints it and exits 1.
+    wait_for(reachable, what=f"the scheduler at {host}:{port}", timeout=timeout, interval=0.2, max_interval=1)
+    if said:
+        print(f"the scheduler at {host}:{port} answers; starting the worker", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ or a probe is written once.
 from __future__ import annotations
 
 from clusterkit.backends import get_backend
+from clusterkit.security import NODE_SECRETS_DIR, secured
 from clusterkit.spec import ClusterSpec, format_memory
 
 #: The scheduler's host name on a cluster network; workers reach it by this name.
@@ -32,6 +33,9 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = SCHEDULER_HOST) -> di
     worker_ui = get_backend(b).worker_ui_port
     if worker_ui:
         worker_probe += ["--worker-ui", f"127.0.0.1:{worker_ui}"]
+    if secured(spec):  # the credentials arrive as files (swarm secrets) in this folder
+        scheduler += ["--secrets", NODE_SECRETS_DIR]
+        worker += ["--secrets", NODE_SECRETS_DIR]
     return {
         "scheduler": {"command": scheduler, "probe": scheduler_probe},
         "worker": {"command": worker, "probe": worker_probe},

@@ -6,7 +6,11 @@ a probe costs a Python start-up (~45 ms), not a 1.5 s import, which matters
 with 16 workers probing on 2 cores. ``clusterkit probe`` is the same check.
 
 - Dask scheduler: its ``/health`` endpoint says ``ok``.
-- Dask worker: the scheduler's ``/json/identity.json`` lists this worker's name.
+- Dask worker: its own ``/health`` (the worker's HTTP server, on its event loop)
+  says ``ok``. Not the scheduler's ``/json/identity.json``: that answers 500
+  while a computation runs (worker metrics with tuple keys), which made every
+  worker "unhealthy" mid-job. Registration is what ``up`` waits for, counted
+  over the scheduler's own protocol.
 - Spark master: its ``/json/`` says ``ALIVE``.
 - Spark worker: the master's ``/json/`` lists this worker's id (from the
   worker's own ``/json/``) as ``ALIVE``.
@@ -46,17 +50,12 @@ def _base(hostport: str) -> str:
     return f"http://{hostport}"
 
 
-def dask(role: str, ui: str, name: str | None) -> str:
-    if role == "scheduler":
-        body = _get(f"{_base(ui)}/health").decode().strip()
-        if body != "ok":
-            raise NotReadyYet(f"scheduler /health says {body!r}")
-        return "ok: scheduler healthy"
-    info = fetch_json(f"{_base(ui)}/json/identity.json")
-    for address, worker in info.get("workers", {}).items():
-        if name in (None, str(worker.get("name")), address):
-            return f"ok: worker {worker.get('name')} at {address}"
-    raise NotReadyYet(f"worker {name!r} is not registered with the scheduler at {ui}")
+def dask(role: str, ui: str, name: str | None, worker_ui: str = "127.0.0.1:8789") -> str:
+    where = ui if role == "scheduler" else worker_ui
+    body = _get(f"{_base(where)}/health").decode().strip()
+    if body != "ok":
+        raise NotReadyYet(f"{role} /health at {where} says {body!r}")
+    return f"ok: {role}{' ' + name if name and role == 'worker' else ''} healthy"
 
 
 def spark(role: str, ui: str, worker_ui: str) -> str:
@@ -76,20 +75,18 @@ def spark(role: str, ui: str, worker_ui: str) -> str:
 
 def registered_workers(backend: str, ui: str) -> int:
     """How many workers the scheduler lists now, over HTTP (no ``distributed`` import)."""
-    if backend == "dask":
-        return len(fetch_json(f"{_base(ui)}/json/identity.json", timeout=1).get("workers", {}))
+    if backend == "dask":  # counts only: identity.json fails while tasks run
+        return int(fetch_json(f"{_base(ui)}/json/counts.json", timeout=3).get("workers", 0))
     state = fetch_json(f"{_base(ui)}/json/", timeout=1)
     return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
 
 
-def probe(
-    role: str, backend: str, ui: str, name: str | None = None, worker_ui: str = "127.0.0.1:8081"
-) -> str:
+def probe(role: str, backend: str, ui: str, name: str | None = None, worker_ui: str | None = None) -> str:
     """One check; returns an ``ok`` line or raises ``NotReadyYet`` with the reason."""
     if backend == "dask":
-        return dask(role, ui, name)
+        return dask(role, ui, name, worker_ui or "127.0.0.1:8789")
     if backend == "spark":
-        return spark(role, ui, worker_ui)
+        return spark(role, ui, worker_ui or "127.0.0.1:8081")
     raise NotReadyYet(f"unknown backend {backend!r}")
 
 
@@ -99,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", required=True, choices=["dask", "spark"])
     parser.add_argument("--ui", default=None, help="host:port of the scheduler dashboard / master web UI")
     parser.add_argument("--name", default=None, help="Dask: this worker's name (default: host name)")
-    parser.add_argument("--worker-ui", default="127.0.0.1:8081", help="Spark: this worker's web UI")
+    parser.add_argument(
+        "--worker-ui", default=None, help="this worker's own web UI (Dask 127.0.0.1:8789, Spark :8081)"
+    )
     args = parser.parse_args(argv)
     ui = args.ui or ("127.0.0.1:8787" if args.backend == "dask" else "127.0.0.1:8080")
     try:

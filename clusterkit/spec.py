@@ -27,6 +27,8 @@ import yaml
 from clusterkit.errors import InvalidValue, SpecFileError, UnknownBackend, UnknownKey
 
 BACKENDS = ("dask", "spark")
+#: ``tls``: encrypted and authenticated node and client connections; ``none``: plain TCP.
+SECURITY = ("none", "tls")
 DEFAULT_SPEC_FILE = "clusterkit.yaml"
 
 # Per-backend defaults: the ports each project documents as its own.
@@ -76,6 +78,17 @@ def _invalid(field_name: str, value: Any, accepted: str) -> InvalidValue:
     return InvalidValue(f"{field_name}: {value!r} is not valid; expected {accepted}")
 
 
+def _as_bool(field_name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off", ""):
+        return False
+    raise _invalid(field_name, value, "true or false")
+
+
 def parse_count(field_name: str, value: Any, low: int = 1, high: int = 256) -> int:
     """A count (workers, cores) validated as the spec validates it.
 
@@ -117,6 +130,13 @@ class ClusterSpec:
         bind_address: host address that published ports bind to.
         image: node image reference; ``None`` means the image built from the lock.
         env: extra environment for every node.
+        security: ``tls`` (Dask: mutual TLS with a per-cluster CA; Spark: an
+            authentication secret and RPC encryption) or ``none``; ``None``
+            means the runtime's default: ``tls`` on swarm, ``none`` elsewhere.
+        encrypted: swarm only: encrypt the overlay network (IPsec).
+        max_replicas_per_node: swarm only: at most this many workers on one node.
+        notebook: JupyterLab beside the cluster, in its image and on its network
+            (:mod:`clusterkit.notebook`; container runtimes only).
     """
 
     name: str
@@ -129,6 +149,10 @@ class ClusterSpec:
     bind_address: str = "127.0.0.1"
     image: str | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    security: str | None = None
+    encrypted: bool = False
+    max_replicas_per_node: int | None = None
+    notebook: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -163,19 +187,30 @@ class ClusterSpec:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise _invalid("env", key, "variable names of letters, digits and '_'")
         set_(self, "env", pairs)
+        if self.security is not None and self.security not in SECURITY:
+            raise _invalid("security", self.security, f"one of {', '.join(SECURITY)}")
+        set_(self, "encrypted", _as_bool("encrypted", self.encrypted))
+        set_(self, "notebook", _as_bool("notebook", self.notebook))
+        if self.max_replicas_per_node is not None:
+            set_(
+                self,
+                "max_replicas_per_node",
+                parse_count("max_replicas_per_node", self.max_replicas_per_node),
+            )
         if self.image is not None and not str(self.image).strip():
             raise _invalid("image", self.image, "an image reference such as clusterkit/dask:abc123")
 
     @property
     def scheduler_address(self) -> str:
-        """Address a client on this host uses (``127.0.0.1:8786`` by default)."""
-        host = "127.0.0.1" if self.bind_address in ("0.0.0.0", "::") else self.bind_address
-        return f"{host}:{self.scheduler_port}"
+        """Address a client on this host uses (``127.0.0.1:8786`` by default, ``[::1]:8786`` for ``::``)."""
+        host = self.scheduler_host
+        return f"{'[' + host + ']' if ':' in host else host}:{self.scheduler_port}"
 
     @property
     def scheduler_host(self) -> str:
-        """The host part of :attr:`scheduler_address`."""
-        return self.scheduler_address.rsplit(":", 1)[0]
+        """The host part of :attr:`scheduler_address`, without brackets: where the ports are published
+        (loopback of the same family for the wildcard addresses)."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.bind_address, self.bind_address)
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ClusterSpec:
@@ -222,6 +257,10 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     except OSError as e:
         raise SpecFileError(f"spec file {str(path)!r} cannot be read: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise SpecFileError(
+            f"spec file {str(path)!r} is not text (byte {e.start} is not UTF-8); pass a YAML file"
+        ) from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -91,6 +91,8 @@ class WorkerStatus:
     cores: int
     memory: int
     state: str
+    #: The machine it runs on, where the runtime knows it (a swarm node's host name).
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,42 @@ class ClusterStatus:
     runtime: str | None = None
     #: Filled by ``report_status(check=True)``: graded ``drift.Difference`` items.
     differences: tuple[Any, ...] = ()
+    #: The notebook beside the cluster (``up --notebook``), with its token: what a browser here opens.
+    notebook_url: str | None = None
+    #: ``healthy``, ``degraded`` or ``down`` (:mod:`clusterkit.health`): the scheduler's view
+    #: compared with the runtime's nodes and the wanted count; ``None`` where no runtime is known.
+    health: str | None = None
+    #: Workers the spec (or the last ``scale``) asks for.
+    wanted: int | None = None
+    #: Every node as its runtime sees it (``health.NodeState``: running, restarting, exited, missing).
+    nodes: tuple[Any, ...] = ()
+    #: Why the cluster is not healthy, one line each.
+    problems: tuple[str, ...] = ()
+    #: What this status call repaired (a node started again, workers added).
+    repairs: tuple[str, ...] = ()
 
     @property
     def alive_workers(self) -> tuple[WorkerStatus, ...]:
         return tuple(w for w in self.workers if w.state.upper() in ("ALIVE", "RUNNING"))
+
+    @classmethod
+    def not_connected(cls, backend: str, hint: str) -> ClusterStatus:
+        """What ``report_status()`` returns with no connection to report on (instead of raising)."""
+        return cls(
+            backend=backend,
+            scheduler_address="",
+            state="NOT CONNECTED",
+            dashboard_url=None,
+            health="down",
+            problems=(f"not connected: {hint}",),
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """What ``clusterkit status`` exits with: 0 healthy, 3 degraded, 4 down."""
+        from clusterkit.health import EXIT_CODES, HEALTHY
+
+        return EXIT_CODES.get(self.health or HEALTHY, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,19 +164,41 @@ class ClusterStatus:
         console = console or Console()
         title = f"{self.name or self.backend} ({self.backend}"
         title += f", {self.runtime})" if self.runtime else ")"
+        health = ""
+        if self.health:
+            colour = {"healthy": "green", "degraded": "yellow"}.get(self.health, "red")
+            health = f"  health [bold {colour}]{self.health}[/bold {colour}]"
         console.print(
             f"[bold]{title}[/bold]  scheduler [cyan]{self.scheduler_address}[/cyan]  "
-            f"state [bold]{self.state}[/bold]"
+            f"state [bold]{self.state}[/bold]{health}"
         )
         if self.dashboard_url:
             console.print(f"dashboard: {self.dashboard_url}")
+        if self.notebook_url:
+            console.print(f"notebook: {self.notebook_url}", soft_wrap=True)  # whole, to copy and click
         table = Table(show_header=True, header_style="bold")
-        for column in ("worker", "address", "cores", "memory", "state"):
+        on_nodes = any(w.node for w in self.workers)  # a swarm says where each worker runs
+        for column in ("worker", "address", "cores", "memory", "state", *(("node",) if on_nodes else ())):
             table.add_column(column, justify="right" if column in ("cores", "memory") else "left")
         for w in sorted(self.workers, key=lambda w: w.name):
-            table.add_row(w.name, w.address, str(w.cores), _human(w.memory), w.state)
+            row = [w.name, w.address, str(w.cores), _human(w.memory), w.state]
+            table.add_row(*row, *((w.node or "",) if on_nodes else ()))
         console.print(table)
-        console.print(f"{len(self.alive_workers)} of {len(self.workers)} workers alive")
+        wanted = self.wanted if self.wanted is not None else len(self.workers)
+        console.print(f"{len(self.alive_workers)} of {wanted} workers alive")
+        if self.nodes:
+            nodes = Table(show_header=True, header_style="bold")
+            for column in ("node", "role", "state", "exit code", "restarts", "where"):
+                nodes.add_column(column, justify="right" if column in ("exit code", "restarts") else "left")
+            for n in self.nodes:
+                code = "" if n.exit_code is None else str(n.exit_code)
+                where = n.where + (f" ({n.detail})" if n.detail else "")
+                nodes.add_row(n.name, n.role, n.state, code, str(n.restarts), where)
+            console.print(nodes)
+        for problem in self.problems:
+            console.print(f"[yellow]problem:[/yellow] {problem}")
+        for repair in self.repairs:
+            console.print(f"[cyan]repaired:[/cyan] {repair}")
         client = self.versions.get("client")
         if client:
             console.print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(client.items())))

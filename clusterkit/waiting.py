@@ -43,7 +43,8 @@ def wait_for(
         what: what is awaited, for the message ("2 workers at 127.0.0.1:8786").
         timeout: seconds until giving up.
         interval: first pause between tries; doubles up to ``max_interval``.
-        retry_on: exceptions that mean "not yet"; any other propagates at once.
+        retry_on: exceptions that mean "not yet"; any other (and any ``ClusterKitError``)
+            propagates at once.
         error: the ``ClusterKitError`` subclass raised on time-out.
         hint: a sentence on how to fix it, appended to the message.
         on_timeout: returns extra diagnostics (exited processes, log tails).
@@ -57,7 +58,11 @@ def wait_for(
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(max(timeout, 0.0)),
         wait=tenacity.wait_exponential(multiplier=interval, min=interval, max=max_interval),
-        retry=tenacity.retry_if_exception_type(retry_on),
+        # A ClusterKitError from the probe means "give up now", even one that is also an
+        # OSError (ClusterUnavailable and PortInUse are ConnectionErrors).
+        retry=tenacity.retry_if_exception(
+            lambda e: isinstance(e, retry_on) and not isinstance(e, ClusterKitError)
+        ),
         reraise=False,
     )
     try:

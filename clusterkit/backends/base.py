@@ -17,7 +17,7 @@ import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
-from clusterkit.errors import InvalidValue, NodeStartError, PortInUse
+from clusterkit.errors import BadAddress, NodeStartError, PortInUse
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
 
@@ -32,6 +32,8 @@ def parse_address(address: str, default_port: int, scheme: str | None = None) ->
     """Split ``[scheme://]host[:port]`` into ``(host, port)``.
 
     Host names (``scheduler:8786``) work as well as IPv4 and bracketed IPv6.
+    An address that cannot be used raises ``BadAddress``: bad input (exit 2)
+    and a ``ConnectionError``, as the seed API's callers expect.
 
     >>> parse_address("tcp://scheduler:8786", 8786, "tcp")
     ('scheduler', 8786)
@@ -40,15 +42,15 @@ def parse_address(address: str, default_port: int, scheme: str | None = None) ->
     """
     match = _ADDRESS_RE.match(str(address).strip())
     if not match:
-        raise InvalidValue(
+        raise BadAddress(
             f"address: {address!r} is not valid; expected host:port, e.g. 127.0.0.1:{default_port}"
         )
     given = match.group("scheme")
     if given and scheme and given != scheme:
-        raise InvalidValue(f"address: {address!r} has scheme {given!r}; expected {scheme}://host:port")
+        raise BadAddress(f"address: {address!r} has scheme {given!r}; expected {scheme}://host:port")
     port = int(match.group("port") or default_port)
     if not 1 <= port <= 65535:
-        raise InvalidValue(f"address: {address!r} has port {port}; expected 1 to 65535")
+        raise BadAddress(f"address: {address!r} has port {port}; expected 1 to 65535")
     return match.group("host").strip("[]"), port
 
 
@@ -73,6 +75,11 @@ def ensure_port_free(host: str, port: int, what: str) -> None:
                 raise PortInUse(
                     f"{what} port {port} on {host} is already in use; stop what holds it "
                     f"(e.g. `ss -ltnp 'sport = :{port}'`) or choose another port"
+                ) from e
+            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise BadAddress(
+                    f"bind_address: {host} is not an address of this machine ({e.strerror}); use "
+                    "127.0.0.1 (the default), ::1, 0.0.0.0, :: or one of this machine's addresses"
                 ) from e
             raise
 
@@ -145,6 +152,10 @@ class Backend:
     scheme: str = ""
     scheduler_port: int = 0
     dashboard_port: int = 0
+    #: Whether the scheduler listens on every interface of its container. Spark's master binds
+    #: only the address it advertises, so a swarm's host-mode port (which reaches a task through
+    #: another interface) cannot reach it; the swarm runtime forwards its port instead.
+    listens_on_all_interfaces = True
     #: The scheduler's HTTP health endpoint (on the dashboard port) and the text it shows when ready.
     health_path = "/"
     health_marker = ""
@@ -159,20 +170,32 @@ class Backend:
 
     # -- programs: what a backend says ------------------------------------------
 
-    def scheduler_argv(self, host: str | None, port: int, dashboard_port: int) -> list[str]:
-        """The scheduler program; ``host`` ``None`` listens on every interface."""
+    def scheduler_argv(
+        self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None
+    ) -> list[str]:
+        """The scheduler program; ``host`` ``None`` listens on every interface.
+
+        ``secrets_dir`` holds the cluster's credentials (:mod:`clusterkit.security`): TLS/auth on.
+        """
         raise NotImplementedError
 
     def worker_argv(self, scheduler_address: str, **node: Any) -> list[str]:
         """One worker program that joins ``scheduler_address``.
 
-        ``node``: ``cores``, ``memory`` (bytes), ``name``, ``host``, ``work_dir``
-        and the backend's own options (Spark: ``webui_port``).
+        ``node``: ``cores``, ``memory`` (bytes), ``name``, ``host``, ``work_dir``,
+        ``secrets_dir`` and the backend's own options (Spark: ``webui_port``).
         """
         raise NotImplementedError
 
-    def node_process_env(self, role: str, work_dir: str | None) -> dict[str, str]:
+    def node_process_env(
+        self, role: str, work_dir: str | None, secrets_dir: str | None = None
+    ) -> dict[str, str]:
         """Environment the node program needs beyond this process's own."""
+        return {}
+
+    def credentials(self, spec: ClusterSpec) -> dict[str, Any]:
+        """Keyword arguments a client of ``spec`` passes to ``connect_to_scheduler`` and the
+        status reads: empty unless the cluster runs with ``security: tls``."""
         return {}
 
     # -- the seed API ----------------------------------------------------------
@@ -185,20 +208,24 @@ class Backend:
         detach: bool = False,
         log: IO[bytes] | None = None,
         work_dir: str | None = None,
+        secrets_dir: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> Any:
         """Run the scheduler at ``address`` (``host:port``; host 0.0.0.0 = every interface).
 
         ``detach=False`` (as inside a container) replaces this process with the
         scheduler; ``detach=True`` returns a ``Popen``. Raises ``PortInUse``
         before starting if a port is taken (Spark would silently move to the next one).
+        ``env`` adds to the program's environment (verbatim).
         """
         host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
         dashboard_port = dashboard_port or self.dashboard_port
         bind = None if host in ("0.0.0.0", "", "*") else host
         ensure_port_free(bind or "0.0.0.0", port, "scheduler")
         ensure_port_free(bind or "0.0.0.0", dashboard_port, "dashboard")
-        argv = self.scheduler_argv(bind, port, dashboard_port)
-        return launch(argv, detach=detach, env=self.node_process_env("scheduler", work_dir), log=log)
+        argv = self.scheduler_argv(bind, port, dashboard_port, secrets_dir)
+        env = {**(env or {}), **self.node_process_env("scheduler", work_dir, secrets_dir)}
+        return launch(argv, detach=detach, env=env, log=log)
 
     def start_worker(
         self,
@@ -211,11 +238,14 @@ class Backend:
         detach: bool = False,
         log: IO[bytes] | None = None,
         work_dir: str | None = None,
+        secrets_dir: str | None = None,
+        env: Mapping[str, str] | None = None,
         **options: Any,
     ) -> Any:
         """Run one worker offering ``cores`` and ``memory`` to the scheduler at ``scheduler_address``.
 
-        ``options`` are the backend's own (Spark: ``webui_port``).
+        ``options`` are the backend's own (Spark: ``webui_port``); ``env`` adds to
+        the program's environment (verbatim).
         """
         from clusterkit.spec import parse_memory
 
@@ -226,9 +256,11 @@ class Backend:
             name=name,
             host=host,
             work_dir=work_dir,
+            secrets_dir=secrets_dir,
             **options,
         )
-        return launch(argv, detach=detach, env=self.node_process_env("worker", work_dir), log=log)
+        env = {**(env or {}), **self.node_process_env("worker", work_dir, secrets_dir)}
+        return launch(argv, detach=detach, env=env, log=log)
 
     def connect_to_scheduler(self, address: str, timeout: float = 30, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -241,7 +273,9 @@ class Backend:
         connection.close()
 
     def connect(self, spec: ClusterSpec, timeout: float = 60, **options: Any) -> Any:
-        """A client for the cluster of ``spec`` (as this host reaches it: ``Runtime.client_spec``)."""
+        """A client for the cluster of ``spec`` (as this host reaches it: ``Runtime.client_spec``),
+        with the cluster's credentials when it has them."""
+        options = {**self.credentials(spec), **options}
         return self.connect_to_scheduler(
             spec.scheduler_address, timeout, ui_port=spec.dashboard_port, **options
         )
@@ -254,11 +288,13 @@ class Backend:
         """The Python ``Cluster`` class of this backend (``Cluster(name, ...)`` returns one)."""
         raise NotImplementedError
 
-    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
+    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int, **credentials: Any) -> int:
         """Workers the scheduler has registered; raises ``NotReady`` if it does not answer."""
         raise NotImplementedError
 
-    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
+    def collect_status(
+        self, host: str, scheduler_port: int, dashboard_port: int, **credentials: Any
+    ) -> ClusterStatus:
         """Status read over the protocol, without keeping a client open."""
         raise NotImplementedError
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from clusterkit.backends.base import (
     run_async,
 )
 from clusterkit.errors import ClusterUnavailable
+from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
@@ -26,11 +28,38 @@ _CONNECT_HINT = (
 )
 
 
-async def _identity(address: str, timeout: float) -> dict[str, Any]:
+async def _identity(
+    address: str, timeout: float, security: Any = None, n_workers: int = -1
+) -> dict[str, Any]:
+    """The scheduler's ``identity`` over its own protocol (msgpack, which carries the tuple keys
+    of worker metrics that its ``/json/identity.json`` fails on); ``n_workers=0``: counts only."""
     from distributed.core import rpc
 
-    async with rpc(address, timeout=timeout) as scheduler:
-        return await scheduler.identity()
+    args = security.get_connection_args("client") if security is not None else {}
+    async with rpc(address, timeout=timeout, connection_args=args) as scheduler:
+        return await scheduler.identity(n_workers=n_workers)
+
+
+#: tornado raises this when a TLS handshake starts on a connection the other side has already
+#: dropped (a published port whose scheduler is not listening yet): "not yet", like OSError.
+_TLS_NOT_YET = ValueError
+
+
+def _tls_flags(secrets_dir: str | None) -> list[str]:
+    """distributed's TLS options from the cluster's files (:mod:`clusterkit.security`)."""
+    if not secrets_dir:
+        return []
+    from clusterkit import security
+
+    folder = secrets_dir.rstrip("/")
+    return [
+        "--tls-ca-file",
+        f"{folder}/{security.CA}",
+        "--tls-cert",
+        f"{folder}/{security.NODE_CERT}",
+        "--tls-key",
+        f"{folder}/{security.NODE_KEY}",
+    ]
 
 
 class DaskBackend(Backend):
@@ -42,6 +71,8 @@ class DaskBackend(Backend):
     dashboard_port = 8787
     health_path = "/health"
     health_marker = "ok"
+    #: A worker container's own HTTP server (``/health``, what its probe reads); not published.
+    worker_ui_port = 8789
 
     def __init__(self) -> None:
         self._client: Any = None
@@ -49,8 +80,12 @@ class DaskBackend(Backend):
 
     # -- programs -------------------------------------------------------------
 
-    def scheduler_argv(self, host: str | None, port: int, dashboard_port: int) -> list[str]:
+    def scheduler_argv(
+        self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None
+    ) -> list[str]:
         argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port)]
+        if secrets_dir:
+            argv += ["--protocol", "tls", *_tls_flags(secrets_dir)]
         if host:
             argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:{dashboard_port}"]
         else:
@@ -66,14 +101,18 @@ class DaskBackend(Backend):
         name: str | None,
         host: str | None,
         work_dir: str | None = None,
+        secrets_dir: str | None = None,
+        webui_port: int | None = None,
         **_: Any,
     ) -> list[str]:
-        shost, sport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
+        shost, sport = parse_address(scheduler_address, self.scheduler_port)
+        protocol = "tls" if secrets_dir else "tcp"
         argv = [
             sys.executable,
             "-m",
             "distributed.cli.dask_worker",
-            f"tcp://{format_host(shost)}:{sport}",
+            f"{protocol}://{format_host(shost)}:{sport}",
+            *_tls_flags(secrets_dir),
             "--nthreads",
             str(cores),
             "--memory-limit",
@@ -89,49 +128,77 @@ class DaskBackend(Backend):
         if work_dir:
             argv += ["--local-directory", work_dir]
         if host:
-            argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:0"]
+            argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:{webui_port or 0}"]
+        elif webui_port is not None:
+            argv += ["--dashboard-address", f":{webui_port}"]  # in a container: its probe reads /health
         return argv
+
+    def node_process_env(
+        self, role: str, work_dir: str | None, secrets_dir: str | None = None
+    ) -> dict[str, str]:
+        # With TLS, refuse every plain-TCP connection (clients and nodes alike).
+        return {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"} if secrets_dir else {}
+
+    def credentials(self, spec: ClusterSpec) -> dict[str, Any]:
+        from clusterkit import security
+
+        return {"security": security.dask_security(spec.name)} if security.secured(spec) else {}
 
     # -- the seed API ----------------------------------------------------------
 
     def connect_to_scheduler(
         self,
-        address: str = f"127.0.0.1:{8786}",
+        address: str | None = None,
         timeout: float = 30,
         *,
         dashboard_url: str | None = None,
         ui_port: int | None = None,
+        security: Any = None,
         **client_kwargs: Any,
     ) -> Any:
         """Return a ``distributed.Client``, retrying with backoff until ``timeout``.
 
         Results travel through the scheduler, so workers need not be reachable
-        from here (they may sit on a container network).
+        from here (they may sit on a container network). ``security`` (a
+        ``distributed.Security``, e.g. ``clusterkit.security.dask_security(name)``)
+        connects over ``tls://``. Without ``address``: ``$DASK_SCHEDULER_ADDRESS``
+        (what ``clusterkit run``, ``shell`` and the notebook set, TLS files included),
+        else 127.0.0.1:8786.
 
         Raises:
             ClusterUnavailable: naming the address, attempts, time and last error.
         """
-        from distributed import Client
+        from distributed import Client, Security
 
-        host, port = parse_address(address, self.scheduler_port, self.scheme)
-        url = f"tcp://{format_host(host)}:{port}"
+        if address is None:
+            address = os.environ.get("DASK_SCHEDULER_ADDRESS") or f"127.0.0.1:{self.scheduler_port}"
+            if security is None and address.startswith("tls://"):
+                security = Security(require_encryption=True)  # files from DASK_DISTRIBUTED__COMM__TLS__*
+        host, port = parse_address(address, self.scheduler_port)
+        url = f"{'tls' if security is not None else 'tcp'}://{format_host(host)}:{port}"
 
         deadline = time.monotonic() + timeout
 
         def attempt() -> Any:
             # distributed retries inside one attempt too; keep it within our deadline.
             budget = max(0.5, min(5.0, deadline - time.monotonic()))
-            return Client(url, timeout=budget, set_as_default=True, **client_kwargs)
+            return Client(url, timeout=budget, set_as_default=True, security=security, **client_kwargs)
+
+        quiet_version_warning()
 
         client = wait_for(
             attempt,
             what=f"the Dask scheduler at {url}",
             timeout=timeout,
             interval=0.2,
-            retry_on=(OSError, TimeoutError),
+            retry_on=(OSError, TimeoutError, _TLS_NOT_YET),
             error=ClusterUnavailable,
             hint=_CONNECT_HINT,
         )
+        # distributed reconnects a client whose scheduler went away for `_timeout` seconds (then
+        # closes it); the short per-attempt budget above must not become that window.
+        client._timeout = max(float(client._timeout or 0), RECONNECT_WINDOW)
+        warn_drift(client)
         self._client = client
         self._dashboard_url = dashboard_url
         return client
@@ -153,9 +220,9 @@ class DaskBackend(Backend):
         if client is None and address is not None:
             client = self.connect_to_scheduler(address, timeout=10)
         client = client or self._client
-        if client is None:
-            raise ClusterUnavailable(
-                "no Dask cluster to report on: call connect_to_scheduler(address) first or pass an address"
+        if client is None or client.status in ("closing", "closed"):
+            return ClusterStatus.not_connected(
+                self.name, "call connect_to_scheduler(address) first, or pass an address"
             )
         info = client.scheduler_info(n_workers=-1)
         workers = _worker_statuses(info)
@@ -210,17 +277,23 @@ class DaskBackend(Backend):
                 versions[addr] = _flatten(found)
         return versions
 
-    def _identity(self, host: str, port: int) -> dict[str, Any]:
+    def _identity(self, host: str, port: int, security: Any = None, n_workers: int = -1) -> dict[str, Any]:
         try:
-            return run_async(_identity(f"tcp://{format_host(host)}:{port}", timeout=3))
-        except (OSError, TimeoutError) as e:
+            scheme = "tls" if security is not None else "tcp"
+            return run_async(_identity(f"{scheme}://{format_host(host)}:{port}", 3, security, n_workers))
+        except (OSError, TimeoutError, _TLS_NOT_YET) as e:
             raise NotReady(f"scheduler at {host}:{port} does not answer ({e})") from e
 
-    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
-        return len(self._identity(host, scheduler_port).get("workers", {}))
+    def count_workers(
+        self, host: str, scheduler_port: int, dashboard_port: int, security: Any = None, **_: Any
+    ) -> int:
+        # The count alone: cheap on a busy scheduler, whatever the workers' metrics hold.
+        return int(self._identity(host, scheduler_port, security, n_workers=0).get("n_workers", 0))
 
-    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
-        info = self._identity(host, scheduler_port)
+    def collect_status(
+        self, host: str, scheduler_port: int, dashboard_port: int, security: Any = None, **_: Any
+    ) -> ClusterStatus:
+        info = self._identity(host, scheduler_port, security)
         workers = _worker_statuses(info)
         return ClusterStatus(
             backend=self.name,
@@ -230,6 +303,48 @@ class DaskBackend(Backend):
             workers=workers,
             versions={"client": local_versions()},
         )
+
+
+#: Seconds a client keeps trying to reach a scheduler that went away (restarted by the engine or
+#: the supervisor) before it closes; its running futures fail at once with a clear error.
+RECONNECT_WINDOW = 60.0
+
+
+def quiet_version_warning() -> None:
+    """Hide distributed's ``VersionMismatchWarning`` (a table on every connection, also for the
+    Python micro version); :func:`warn_drift` says the same once per client, graded."""
+    import warnings
+
+    from distributed.versions import VersionMismatchWarning
+
+    warnings.filterwarnings("ignore", category=VersionMismatchWarning)
+
+
+def warn_drift(client: Any) -> None:
+    """One graded line (:mod:`clusterkit.drift`) if this client and the cluster differ, once per client."""
+    import warnings
+
+    from clusterkit import drift
+
+    if getattr(client, "_clusterkit_drift_checked", False):
+        return
+    client._clusterkit_drift_checked = True
+    try:
+        raw = client.get_versions(check=False)
+    except Exception:  # noqa: BLE001 - a drift note is never worth failing a connection
+        return
+    summary = drift_summary(raw)
+    if summary:
+        warnings.warn(drift.DriftWarning(summary), stacklevel=3)
+
+
+def drift_summary(raw: dict[str, Any]) -> str:
+    """:func:`clusterkit.drift.summarize` of distributed's ``get_versions`` answer (scheduler, workers)."""
+    from clusterkit import drift
+
+    versions = {"client": local_versions(), "scheduler": _flatten(raw.get("scheduler") or {})}
+    versions.update({str(a): _flatten(v or {}) for a, v in (raw.get("workers") or {}).items()})
+    return drift.summarize(drift.compare(versions, backend="dask"))
 
 
 def _worker_statuses(info: dict[str, Any]) -> tuple[WorkerStatus, ...]:
@@ -250,7 +365,8 @@ def _flatten(raw: dict[str, Any]) -> dict[str, str]:
     found = {k: str(v) for k, v in raw.get("packages", {}).items() if v is not None}
     python = raw.get("host", {}).get("python")
     if python:
-        found["python"] = str(python).split()[0]
+        # distributed reports "3.11.2.final.0": the micro version is what the drift check compares.
+        found["python"] = ".".join(str(python).split()[0].split(".")[:3])
     return found
 
 

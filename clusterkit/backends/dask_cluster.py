@@ -17,6 +17,7 @@ from typing import Any
 from distributed.core import Status, rpc
 from distributed.deploy import Cluster as DistributedCluster
 
+from clusterkit.backends import get_backend
 from clusterkit.cluster import Cluster
 from clusterkit.progress import Progress
 from clusterkit.status import ClusterStatus
@@ -83,17 +84,45 @@ class DaskCluster(Cluster, DistributedCluster):
             raise
 
     async def _start(self) -> None:
+        from clusterkit.backends.dask import quiet_version_warning
+
+        quiet_version_warning()  # Client(cluster) gets clusterkit's graded note below instead
         timeout, keep, progress = self._up_options
         await _in_thread(self._up, timeout, keep, progress)
         try:
             spec = await _in_thread(self.runtime.client_spec, self.spec.name)
             self._worker_names = await _in_thread(self.runtime.worker_names, self.spec.name)
-            self.scheduler_comm = rpc(f"tcp://{spec.scheduler_address}")
+            # A cluster with `security: tls` is reached over tls://; Client(cluster) reads `security`.
+            self.security = (await _in_thread(get_backend("dask").credentials, spec)).get("security")
+            if self.security is None:
+                self.scheduler_comm = rpc(f"tcp://{spec.scheduler_address}")
+            else:
+                args = self.security.get_connection_args("client")
+                self.scheduler_comm = rpc(f"tls://{spec.scheduler_address}", connection_args=args)
             await super()._start()
+            await self._warn_drift()
         except BaseException:
             if self.owned and not keep:
                 await _in_thread(self._down)
             raise
+
+    async def _warn_drift(self) -> None:
+        """One graded line if this process and the nodes differ (once per cluster object)."""
+        import warnings
+
+        from clusterkit import drift
+        from clusterkit.backends.dask import drift_summary
+
+        try:
+            scheduler = await self.scheduler_comm.versions(packages=[])
+            workers = await self.scheduler_comm.broadcast(
+                msg={"op": "versions", "packages": []}, on_error="ignore"
+            )
+        except Exception:  # noqa: BLE001 - a drift note is never worth failing a start
+            return
+        summary = drift_summary({"scheduler": scheduler, "workers": workers})
+        if summary:
+            warnings.warn(drift.DriftWarning(summary), stacklevel=2)
 
     async def _close(self) -> None:
         if self.status == Status.closed:
@@ -114,8 +143,10 @@ class DaskCluster(Cluster, DistributedCluster):
 
     @property
     def dashboard_link(self) -> str:
+        from clusterkit.backends.base import format_host
+
         spec = self.client_spec
-        return f"http://{spec.scheduler_host}:{spec.dashboard_port}/status"
+        return f"http://{format_host(spec.scheduler_host)}:{spec.dashboard_port}/status"
 
     def scale(self, n: int, timeout: float = 120) -> Any:
         """Reconcile to ``n`` workers; from your code it waits until all are registered.

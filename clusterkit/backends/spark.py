@@ -26,12 +26,15 @@ from clusterkit.backends.base import (
     loopback,
     parse_address,
 )
+from clusterkit.backends.spark_watch import SessionWatch, usable
 from clusterkit.errors import ClusterUnavailable
 from clusterkit.spec import format_memory
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+#: What ``security: tls`` turns on, on the master, the workers, the executors and the driver.
+AUTH_SETTINGS = {"spark.authenticate": "true", "spark.network.crypto.enabled": "true"}
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
 _CONNECT_HINT = (
@@ -60,6 +63,31 @@ def spark_env(work_dir: str | None = None) -> dict[str, str]:
         "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
     }
     return env
+
+
+def session_usable(session: Any) -> bool:
+    """False once ``session`` is stopped or its master lost it (then make a new one)."""
+    return usable(session)
+
+
+def find_ui_port(host: str, port: int) -> int | None:
+    """The web UI port of the master at ``host:port``, from the running cluster.
+
+    A clusterkit cluster (any runtime) whose scheduler this host reaches at
+    that address says it; else Spark's default 8080, but only if the master
+    answering there says it is the one on ``port``. ``None`` if neither.
+    """
+    from clusterkit.cluster import find_by_address
+
+    found = find_by_address("spark", host, port)
+    if found is not None:
+        return found.dashboard_port
+    try:
+        state = _fetch_json(f"http://{format_host(host)}:{SparkBackend.dashboard_port}/json/", timeout=2)
+    except NotReady:
+        return None
+    url = str(state.get("url") or "")
+    return SparkBackend.dashboard_port if url.rsplit(":", 1)[-1] == str(port) else None
 
 
 def _fetch_json(url: str, timeout: float = 3) -> dict[str, Any]:
@@ -111,6 +139,7 @@ class SparkBackend(Backend):
     scheme = "spark"
     scheduler_port = 7077
     dashboard_port = 8080
+    listens_on_all_interfaces = False
     health_path = "/json/"
     health_marker = '"ALIVE"'
     #: The worker daemon, the executor JVM's off-heap memory and Python workers.
@@ -130,7 +159,9 @@ class SparkBackend(Backend):
     def spark_class(self) -> str:
         return str(spark_home() / "bin" / "spark-class")
 
-    def scheduler_argv(self, host: str | None, port: int, dashboard_port: int) -> list[str]:
+    def scheduler_argv(
+        self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None
+    ) -> list[str]:
         argv = [self.spark_class(), MASTER_CLASS, "--port", str(port), "--webui-port", str(dashboard_port)]
         if host:
             argv += ["--host", host]
@@ -164,22 +195,37 @@ class SparkBackend(Backend):
             argv += ["--host", host]
         return [*argv, f"spark://{format_host(mhost)}:{mport}"]
 
-    def node_process_env(self, role: str, work_dir: str | None) -> dict[str, str]:
+    def node_process_env(
+        self, role: str, work_dir: str | None, secrets_dir: str | None = None
+    ) -> dict[str, str]:
         env = spark_env(work_dir)
+        options = {"scheduler": "SPARK_MASTER_OPTS", "worker": "SPARK_WORKER_OPTS"}[role]
+        flags = []
         if role == "scheduler":
             # Fail instead of drifting to another port if one is taken after the check.
             # No REST submission server: it would take fixed port 6066 on every master.
-            env["SPARK_MASTER_OPTS"] = (
-                "-Dspark.port.maxRetries=0 -Dspark.master.rest.enabled=false "
-                + os.environ.get("SPARK_MASTER_OPTS", "")
-            )
+            flags += ["-Dspark.port.maxRetries=0", "-Dspark.master.rest.enabled=false"]
+        if secrets_dir:
+            from clusterkit import security
+
+            # Standalone daemons read the shared secret from this variable (Spark reads secret
+            # files only on Kubernetes), and pass it on to the executors they launch.
+            env["_SPARK_AUTH_SECRET"] = (Path(secrets_dir) / security.SPARK_SECRET).read_text().strip()
+            flags += [f"-D{key}={value}" for key, value in AUTH_SETTINGS.items()]
+        if flags:
+            env[options] = " ".join([*flags, os.environ.get(options, "")]).strip()
         return env
+
+    def credentials(self, spec: Any) -> dict[str, Any]:
+        from clusterkit import security
+
+        return {"secret": security.spark_secret(spec.name)} if security.secured(spec) else {}
 
     # -- the seed API ----------------------------------------------------------
 
     def connect_to_scheduler(
         self,
-        address: str = "127.0.0.1:7077",
+        address: str | None = None,
         timeout: float = 60,
         *,
         ui_port: int | None = None,
@@ -191,22 +237,35 @@ class SparkBackend(Backend):
         executor_memory: str | None = None,
         app_name: str = "clusterkit",
         conf: dict[str, str] | None = None,
+        secret: str | None = None,
     ) -> Any:
         """Return a ``SparkSession`` on the master at ``address``; the driver runs here.
 
         Waits (with backoff, until ``timeout``) for the master to answer. For
         executors elsewhere (containers, other machines) set ``driver_host`` to
         an address of this machine they can reach, and ``python`` to their
-        interpreter; the defaults suit a cluster on this machine.
+        interpreter; the defaults suit a cluster on this machine. ``secret``
+        (``clusterkit.security.spark_secret(name)``) authenticates to a cluster
+        with ``security: tls`` and encrypts the driver's RPC. Without ``address``:
+        ``$SPARK_MASTER`` (what ``clusterkit run``, ``shell`` and the notebook set, with the
+        web UI and the secret), else 127.0.0.1:7077.
 
         Raises:
             ClusterUnavailable: naming the address, attempts, time and last error.
         """
         from pyspark.sql import SparkSession
 
+        from clusterkit import client_env
+
+        here = None
+        if address is None:
+            address = os.environ.get(client_env.SPARK_MASTER) or f"127.0.0.1:{self.scheduler_port}"
+            here = client_env.target()
+            if here is not None and here.backend == "spark":
+                ui_port = ui_port or here.dashboard_port
+                secret = secret if secret is not None else here.spark_secret()
         host, port = parse_address(address, self.scheduler_port, self.scheme)
         url = f"spark://{format_host(host)}:{port}"
-        ui_port = ui_port or self.dashboard_port
 
         def master_answers() -> None:
             with socket.create_connection((host, port), timeout=2):
@@ -220,7 +279,10 @@ class SparkBackend(Backend):
             error=ClusterUnavailable,
             hint=_CONNECT_HINT,
         )
-        workers = self._alive_workers(host, ui_port)
+        # Where the workers are is read from the master's web UI: its port is found from the
+        # running cluster, never assumed (a guess that misses makes executors unreachable).
+        ui_port = ui_port or find_ui_port(host, port)
+        workers = self._alive_workers(host, ui_port) if ui_port else []
         if driver_host is None:
             # Executors must reach the driver: use this machine's address on the
             # route to a worker (a container network's gateway, a LAN address).
@@ -254,20 +316,44 @@ class SparkBackend(Backend):
         memory = executor_memory or _fitting_executor_memory(workers)
         if memory:
             settings["spark.executor.memory"] = memory
+        if secret is not None:  # the cluster authenticates and encrypts its RPC: so must the driver
+            settings.update(AUTH_SETTINGS)
+            settings["spark.authenticate.secret"] = secret
         settings.update(conf or {})
         builder = SparkSession.builder.master(url).appName(app_name)
         for key, value in settings.items():
             builder = builder.config(key, value)
+        previous = SparkSession.getActiveSession()
+        if previous is not None and not session_usable(previous):
+            previous.stop()  # lost its master: getOrCreate would hand it back
         try:
             session = builder.getOrCreate()
         except Exception as e:  # py4j and JVM errors have no common base
-            raise ClusterUnavailable(f"could not start a Spark driver for {url}: {e}") from e
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            hint = (
+                ""
+                if secret is not None
+                else "; if the cluster runs with `security: tls` (every swarm cluster does), the master "
+                "refuses a driver without its secret: use `Cluster.from_name(NAME).session()` or pass "
+                "secret=clusterkit.security.spark_secret(NAME)"
+            )
+            raise ClusterUnavailable(f"could not start a Spark driver for {url}: {first}{hint}") from e
         self._session = session
+        if here is not None:  # a client container: the executors need the job's own modules
+            from clusterkit import workdir
+
+            workdir.ship_to_spark(session)
+        if getattr(session, "_clusterkit_watch", None) is None:
+            ui = f"{format_host(host)}:{ui_port}" if ui_port else None
+            session._clusterkit_watch = SessionWatch(session, url, ui, deadline=timeout).start()
         self._master = (host, port)
-        self._ui_url = f"http://{format_host(host)}:{ui_port}"
+        self._ui_url = f"http://{format_host(host)}:{ui_port or self.dashboard_port}"
         return session
 
     def close(self, connection: Any) -> None:
+        watch = getattr(connection, "_clusterkit_watch", None)
+        if watch is not None:
+            watch.stop()
         connection.stop()
 
     def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
@@ -298,8 +384,8 @@ class SparkBackend(Backend):
         elif self._master is not None:
             host, port = self._master
         else:
-            raise ClusterUnavailable(
-                "no Spark cluster to report on: call connect_to_scheduler(address) first or pass an address"
+            return ClusterStatus.not_connected(
+                self.name, "call connect_to_scheduler(address) first, or pass an address"
             )
         if ui_port is None and address is None and self._ui_url:
             ui_port = int(self._ui_url.rsplit(":", 1)[1])
@@ -345,11 +431,11 @@ class SparkBackend(Backend):
             raise NotReady(f"Spark master is {state.get('status')!r}, not ALIVE")
         return state
 
-    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int) -> int:
+    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int, **_: Any) -> int:
         state = self._state(host, dashboard_port)
         return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
 
-    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int) -> ClusterStatus:
+    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int, **_: Any) -> ClusterStatus:
         state = self._state(host, dashboard_port)
         workers = tuple(
             WorkerStatus(

@@ -34,9 +34,10 @@ class SparkCluster(Cluster):
 
         ``options`` go to ``clusterkit.spark.connect_to_scheduler`` (``conf=``, ``app_name=`` ...).
         """
-        if self._session is None:
-            from clusterkit.backends.spark import backend
+        from clusterkit.backends.spark import backend, session_usable
 
+        if self._session is None or not session_usable(self._session):
+            # A session whose master restarted was stopped (it raised instead of hanging): a new one.
             self._session = backend.connect(self.client_spec, timeout, **options)
         return self._session
 
@@ -50,8 +51,10 @@ class SparkCluster(Cluster):
 
     @property
     def dashboard_link(self) -> str:
+        from clusterkit.backends.base import format_host
+
         spec = self.client_spec
-        return f"http://{spec.scheduler_host}:{spec.dashboard_port}"
+        return f"http://{format_host(spec.scheduler_host)}:{spec.dashboard_port}"
 
     def scale(self, n: int, timeout: float = 120) -> ClusterStatus | None:
         """Reconcile to ``n`` workers and wait until the master lists all of them ALIVE."""

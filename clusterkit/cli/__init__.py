@@ -1,7 +1,10 @@
 """The ``clusterkit`` command: thin; it parses, calls ``clusterkit.cluster``, prints.
 
 Errors print one line (``error: ...``) and exit 2 for bad input or 1 for a
-runtime failure; ``--debug`` shows the traceback instead.
+runtime failure; ``--debug`` shows the traceback instead. ``status`` exits 0
+only for a healthy cluster: 3 when it is degraded, 4 when it is down. A
+command ended by a signal exits 128 + its number (130 for Ctrl-C, 143 for
+SIGTERM) after removing what it started.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import click
 
 from clusterkit import __version__, cluster
 from clusterkit.errors import ClusterKitError, InvalidValue
+from clusterkit.interrupts import Interrupted
 from clusterkit.spec import resolve_spec
 
 
 class _Group(click.Group):
-    """Turns ``ClusterKitError`` into one line and an exit code."""
+    """Turns ``ClusterKitError`` (and a bad option) into one line and an exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -27,9 +31,15 @@ class _Group(click.Group):
                 raise
             click.secho(f"error: {e}", fg="red", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except click.UsageError as e:  # an unknown option, a missing argument: one line, exit 2
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            where = e.ctx.command_path if e.ctx else "clusterkit"
+            click.secho(f"error: {e.format_message()} (see `{where} --help`)", fg="red", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt as e:
+            click.echo(str(e) if isinstance(e, Interrupted) else "interrupted", err=True)
+            sys.exit(e.exit_code if isinstance(e, Interrupted) else 130)
 
 
 from clusterkit.cli.output import console as _console  # noqa: E402
@@ -78,6 +88,18 @@ def _spec_options(func: Any) -> Any:
         click.option("--bind", "bind_address", help="Address published ports bind to (default 127.0.0.1)."),
         click.option("--image", help="Node image (default: built from the lock)."),
         click.option("--env", "env", multiple=True, help="NAME=value for every node (repeatable)."),
+        click.option(
+            "--security",
+            type=click.Choice(["none", "tls"]),
+            help="tls: mutual TLS (Dask) or an auth secret (Spark); default tls on swarm, none elsewhere.",
+        ),
+        click.option("--encrypted", is_flag=True, default=None, help="Swarm: encrypt the overlay network."),
+        click.option("--max-replicas-per-node", help="Swarm: at most this many workers on one node."),
+        click.option(
+            "--notebook/--no-notebook",
+            default=None,
+            help="JupyterLab beside the cluster, on 127.0.0.1 (`status` prints the link with its token).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -101,25 +123,72 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command()
 @_spec_options
 @_runtime_option("Where to run it (default: compose if an engine answers, else local).")
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for all workers.")
+@click.option("--timeout", default="120", show_default=True, help="Seconds to wait for all workers.")
 @click.option("--keep", is_flag=True, help="Keep what started if start-up fails (for debugging).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option(
+    "--supervise/--no-supervise",
+    default=True,
+    show_default=True,
+    help="Leave a reconciler running that starts a node that dies again (stopped by `down`).",
+)
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Stay in the foreground, repair and print what dies; Ctrl-C (or closing the terminal) "
+    "takes the cluster down.",
+)
 def up(
     runtime: str | None,
-    timeout: float,
+    timeout: str,
     keep: bool,
     as_json: bool,
+    supervise: bool,
+    watch: bool,
     spec_file: str | None,
     env: tuple[str, ...],
     **flags: Any,
 ) -> None:
-    """Start a cluster and wait until all workers are registered."""
+    """Start a cluster and wait until all workers are registered.
+
+    SIGINT, SIGTERM and SIGHUP during start-up remove what was started; a
+    SIGKILL leaves resources that `clusterkit gc` recognises and removes.
+    """
+    from clusterkit.interrupts import signals_raise
+
     spec = _spec_from(spec_file, env, **flags)
-    status = cluster.up(spec, runtime, timeout=timeout, keep=keep, progress=_progress)
+    seconds = cluster.check_timeout(timeout)
+    with signals_raise():
+        status = cluster.up(spec, runtime, timeout=seconds, keep=keep, progress=_progress)
     if as_json:
         click.echo(status.to_json())
     else:
         status.render(_console())
+    if watch:
+        _watch(spec.name, status.runtime or "")
+    elif supervise:
+        from clusterkit import supervisor
+
+        pid = supervisor.spawn_detached(status.runtime or "", spec.name)
+        _progress(f"supervising: a node that dies is started again (pid {pid}; `clusterkit down` stops it)")
+
+
+def _watch(name: str, runtime: str) -> None:
+    """Repair in the foreground until a signal; then take the cluster down."""
+    from clusterkit.interrupts import signals_raise
+    from clusterkit.runtimes import get_runtime
+    from clusterkit.supervisor import Supervisor
+
+    rt = get_runtime(runtime)
+    _progress(f"watching cluster {name!r}: Ctrl-C takes it down")
+    with signals_raise():  # a second signal while the cluster goes down is ignored
+        try:
+            Supervisor(rt, name).run()
+        except KeyboardInterrupt as e:
+            _progress(f"{e or 'interrupted'}: taking cluster {name!r} down")
+            if rt._exists(name):
+                rt.down(name)
+            click.echo(f"cluster {name!r} is down")
 
 
 @main.command()
@@ -136,23 +205,36 @@ def down(name: str | None, runtime: str | None, volumes: bool) -> None:
 @_name_option()
 @_runtime_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status(name: str | None, runtime: str | None, as_json: bool) -> None:
-    """Show the scheduler, every worker with cores and memory, and versions."""
-    found = cluster.status(name, runtime)
+@click.option(
+    "--repair/--no-repair",
+    default=True,
+    show_default=True,
+    help="Start ended nodes again after reporting them.",
+)
+def status(name: str | None, runtime: str | None, as_json: bool, repair: bool) -> None:
+    """Compare the cluster with its spec: healthy (exit 0), degraded (exit 3) or down (exit 4).
+
+    Shows the wanted and registered workers, every node (running, restarting,
+    exited or missing, with exit code and restart count) and the problems.
+    """
+    found = cluster.status(name, runtime, repair=repair)
     if as_json:
         click.echo(found.to_json())
     else:
         found.render(_console())
+    if found.exit_code:
+        sys.exit(found.exit_code)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("workers")
 @_name_option()
 @_runtime_option()
-@click.option("--timeout", default=120.0, show_default=True)
-def scale(workers: str, name: str | None, runtime: str | None, timeout: float) -> None:
+@click.option("--timeout", default="120", show_default=True)
+def scale(workers: str, name: str | None, runtime: str | None, timeout: str) -> None:
     """Change the number of workers and wait until the scheduler sees exactly that many."""
-    found = cluster.scale(name, workers, runtime, timeout=timeout)  # type: ignore[arg-type]
+    seconds = cluster.check_timeout(timeout)
+    found = cluster.scale(name, workers, runtime, timeout=seconds)  # type: ignore[arg-type]
     found.render(_console())
 
 
@@ -172,10 +254,10 @@ def logs(service: str | None, name: str | None, runtime: str | None, follow: boo
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["compose", "spec"]),
+    type=click.Choice(["compose", "stack", "spec"]),
     default="compose",
     show_default=True,
-    help="compose: the compose file; spec: the resolved spec.",
+    help="compose: the compose file; stack: the swarm stack file; spec: the resolved spec.",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
 def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
@@ -199,13 +281,30 @@ def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, 
     help="strict: warnings are errors; lenient: show errors only (env CLUSTERKIT_DRIFT_TOLERANCE).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
-def doctor(name: str | None, runtime: str | None, tolerance: str | None, as_json: bool) -> None:
+@click.option(
+    "--in-cluster",
+    is_flag=True,
+    help="Compare from a client in the cluster's image and network (as `run`, `shell` and the notebook).",
+)
+def doctor(
+    name: str | None, runtime: str | None, tolerance: str | None, as_json: bool, in_cluster: bool
+) -> None:
     """Compare Python and package versions of this client, the scheduler and every worker."""
     import dataclasses
     import json
 
     from clusterkit import drift
 
+    if in_cluster:
+        from clusterkit import jobs
+
+        argv = [
+            "clusterkit",
+            "doctor",
+            *(["--tolerance", tolerance] if tolerance else []),
+            *(["--json"] * as_json),
+        ]
+        sys.exit(jobs.run(name, argv, runtime=runtime))
     differences, versions = cluster.drift(name, runtime, tolerance=tolerance)
     if as_json:
         click.echo(
@@ -250,6 +349,9 @@ def probe(args: tuple[str, ...]) -> None:
     sys.exit(probes.main(list(args)))
 
 
+from clusterkit.cli.client import run, shell  # noqa: E402 - registers on ``main`` after it exists
 from clusterkit.cli.image import image  # noqa: E402 - registers on ``main`` after it exists
 
 main.add_command(image)
+main.add_command(run)
+main.add_command(shell)

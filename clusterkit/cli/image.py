@@ -98,6 +98,20 @@ def image_ensure(backend: str) -> None:
     click.echo(images.ensure_image(backend, progress=_progress))
 
 
+@image.command("notebook")
+@click.argument("backend")
+def image_notebook(backend: str) -> None:
+    """Print the optional notebook image of BACKEND (JupyterLab on the node image), building it if needed.
+
+    `clusterkit up --notebook` builds it too; this builds it ahead.
+    """
+    from clusterkit.images.locks import check_backend
+    from clusterkit.images.notebook import ensure_notebook_image
+
+    check_backend(backend)
+    click.echo(ensure_notebook_image(backend, progress=_progress))
+
+
 @image.command("tag")
 @click.argument("backend")
 def image_tag(backend: str) -> None:

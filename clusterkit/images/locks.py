@@ -89,6 +89,12 @@ def lock_path(backend: str | None = None) -> Path:
     return images_dir() / f"{backend}.lock"
 
 
+def notebook_lock_path(backend: str) -> Path:
+    """The lock of a backend's optional notebook layer (JupyterLab on top of the node lock)."""
+    check_backend(backend)
+    return images_dir() / f"{backend}-notebook.lock"
+
+
 def lock_hash(path: str | Path | None = None) -> str:
     """sha256 hex of the union lock: the one number saying 'same environment'."""
     p = Path(path) if path else lock_path()
@@ -143,6 +149,12 @@ def compile_locks(*, union: bool = False) -> list[Path]:
         jobs.append((["requirements.in", "-o", UNION_LOCK], d / UNION_LOCK))
     for b in BACKENDS:
         jobs.append((["-c", UNION_LOCK, f"{b}.in", "-o", f"{b}.lock"], d / f"{b}.lock"))
+    # The notebook layers add packages the union lock lacks; what both have keeps the union's pin.
+    notebooks = [b for b in BACKENDS if (d / f"{b}-notebook.in").is_file()]
+    for b in notebooks:
+        jobs.append(
+            (["-c", UNION_LOCK, f"{b}-notebook.in", "-o", f"{b}-notebook.lock"], d / f"{b}-notebook.lock")
+        )
     out = []
     for args, target in jobs:
         r = subprocess.run(_uv() + common + args, cwd=d, capture_output=True, text=True)
@@ -154,4 +166,9 @@ def compile_locks(*, union: bool = False) -> list[Path]:
         probs = subset_problems(read_lock(d / f"{b}.lock"), u)
         if probs:
             raise BuildError(f"{b}.lock is not a subset of {UNION_LOCK}: {'; '.join(probs)}")
+    for b in notebooks:
+        shared = {n: p for n, p in read_lock(d / f"{b}-notebook.lock").items() if n in u}
+        probs = subset_problems(shared, u)
+        if probs:
+            raise BuildError(f"{b}-notebook.lock disagrees with {UNION_LOCK}: {'; '.join(probs)}")
     return out

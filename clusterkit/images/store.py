@@ -14,7 +14,7 @@ from typing import Any
 
 from clusterkit import labels
 from clusterkit.errors import ImageError, ImageNotFound
-from clusterkit.images.locks import lock_hash
+from clusterkit.images.locks import lock_hash, notebook_lock_path
 from clusterkit.images.paths import cache_dir
 from clusterkit.images.tags import REPO, base_tag, env_tag, image_tag
 from clusterkit.spec import BACKENDS
@@ -79,6 +79,10 @@ def current_refs() -> set[str]:
     refs = {base_tag(False), base_tag(True)}
     for b in BACKENDS:
         refs |= {image_tag(b), env_tag(image_tag(b))}
+        if notebook_lock_path(b).is_file():  # the optional notebook layer, if this checkout has one
+            from clusterkit.images.notebook import notebook_tag
+
+            refs.add(notebook_tag(b))
     return refs
 
 
@@ -93,8 +97,15 @@ def prune(keep_current: bool = True) -> list[str]:
     engine = client()
     keep = current_refs() if keep_current else set()
     removed = []
-    # Nodes first, then their venv stages, then bases: a parent cannot go before its children.
-    infos = sorted(list_images(), key=lambda i: (i.backend.startswith("base"), i.backend.endswith("-env")))
+    # Notebook layers first, then nodes, their venv stages, bases: a parent cannot go before its children.
+    infos = sorted(
+        list_images(),
+        key=lambda i: (
+            not i.backend.endswith("-notebook"),
+            i.backend.startswith("base"),
+            i.backend.endswith("-env"),
+        ),
+    )
     for info in infos:
         if info.ref in keep:
             continue

@@ -36,16 +36,17 @@ WHEEL_PLATFORMS = [f"manylinux_2_{v}_x86_64" for v in range(36, 16, -1)] + [
 WHEEL_PYTHON = PYTHON_MINOR.replace(".", "")
 
 
-def wheelhouse(*, progress: Progress = quiet) -> Path:
-    """Download (once per lock hash) every wheel of the union lock for the node platform.
+def wheelhouse(lock: Path | None = None, *, progress: Progress = quiet) -> Path:
+    """Download (once per lock hash) every wheel of the union lock (or ``lock``) for the node platform.
 
     Returns the folder; ``manifest.json`` in it maps each package to its
     wheel file and the hash the image build must require.
     """
     from filelock import FileLock
 
-    pins = read_lock(lock_path())
-    key = lock_hash()[:16]
+    lock = lock or lock_path()
+    pins = read_lock(lock)
+    key = lock_hash(lock)[:16]
     root = cache_dir() / "wheelhouse"
     final = root / key
     if (final / "manifest.json").exists():

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from clusterkit.render.compose import write_default_files
+from clusterkit.render import write_default_files
 
 for written in write_default_files(Path(sys.argv[1] if len(sys.argv) > 1 else "compose")):
     print(f"wrote {written}")

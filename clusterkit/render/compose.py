@@ -5,18 +5,20 @@ writes under ``compose/`` (a test fails when those files are stale). The
 file avoids keys that either Compose v1 (docker-compose 1.29) or v2 rejects:
 no ``version``, no top-level ``name``, no ``start_interval``. The image's
 entrypoint is tini, so SIGTERM reaches the node program and it stops well
-within ``stop_grace_period``.
+within ``stop_grace_period``. Compose interpolates ``$`` in every value, so
+each ``$`` of the spec (an ``env`` value, a path) is written as ``$$``: the
+nodes get every value verbatim.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from clusterkit import labels
+from clusterkit import labels, security
 from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
 from clusterkit.spec import ClusterSpec
 
@@ -39,8 +41,44 @@ def _healthcheck(test: list[str], interval: str) -> dict[str, Any]:
     }
 
 
-def render(spec: ClusterSpec, image: str) -> dict[str, Any]:
+def _escape(value: Any) -> Any:
+    """Every ``$`` as ``$$``, in every string of the document (Compose reads ``$$`` as ``$``).
+
+    >>> _escape({"A": "abc$def", "B": ["x$$y"]})
+    {'A': 'abc$$def', 'B': ['x$$$$y']}
+    """
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {_escape(k): _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def published(bind: str, port: int) -> str:
+    """A ``ports:`` entry on ``bind`` (IPv6 in brackets).
+
+    >>> published("::1", 8786), published("127.0.0.1", 8786)
+    ('[::1]:8786:8786', '127.0.0.1:8786:8786')
+    """
+    host = f"[{bind}]" if ":" in bind else bind
+    return f"{host}:{port}:{port}"
+
+
+def render(
+    spec: ClusterSpec,
+    image: str,
+    secrets_dir: str | None = None,
+    extra_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The compose file for ``spec`` as a dict.
+
+    With ``security: tls``, ``secrets_dir`` is the folder of the cluster's
+    credentials on this machine (:mod:`clusterkit.security`); the nodes get
+    them as compose secrets (files under ``/run/secrets``), as on a swarm.
+    ``extra_labels`` go on every container and the network (the owner of a
+    cluster being started: :func:`clusterkit.records.owner_labels`).
 
     >>> from clusterkit.spec import resolve_spec
     >>> doc = render(resolve_spec(overrides={"workers": 3}, environ={}), "clusterkit/dask:abc")
@@ -49,6 +87,9 @@ def render(spec: ClusterSpec, image: str) -> dict[str, Any]:
     """
     commands = node_commands(spec)
     env = node_environment(spec)
+    secured = security.secured(spec)
+    if secured and not secrets_dir:
+        raise ValueError("a spec with security: tls needs the folder of its credentials (secrets_dir)")
 
     def service(role: str) -> dict[str, Any]:
         svc: dict[str, Any] = {
@@ -64,22 +105,23 @@ def render(spec: ClusterSpec, image: str) -> dict[str, Any]:
         }
         if env:
             svc["environment"] = dict(sorted(env.items()))
+        if secured:
+            svc["secrets"] = list(security.NODE_FILES)
         return svc
 
     scheduler = service("scheduler")
     scheduler["hostname"] = SCHEDULER_HOST
     scheduler["labels"][labels.SPEC] = json.dumps(spec.to_dict(), sort_keys=True)
-    bind = spec.bind_address
     scheduler["ports"] = [
-        f"{bind}:{spec.scheduler_port}:{spec.scheduler_port}",
-        f"{bind}:{spec.dashboard_port}:{spec.dashboard_port}",
+        published(spec.bind_address, spec.scheduler_port),
+        published(spec.bind_address, spec.dashboard_port),
     ]
     worker = service("worker")
     worker["depends_on"] = {"scheduler": {"condition": "service_healthy"}}
     worker["scale"] = spec.workers
     worker["cpus"] = float(spec.cores)
     worker["mem_limit"] = worker_memory_limit(spec)
-    return {
+    document: dict[str, Any] = {
         "services": {SCHEDULER_HOST: scheduler, "worker": worker},
         "networks": {
             "cluster": {
@@ -88,23 +130,16 @@ def render(spec: ClusterSpec, image: str) -> dict[str, Any]:
             }
         },
     }
+    if secured:
+        document["secrets"] = {f: {"file": f"{secrets_dir}/{f}"} for f in security.NODE_FILES}
+    if extra_labels:
+        for svc in document["services"].values():
+            svc["labels"].update(extra_labels)
+        document["networks"]["cluster"]["labels"].update(extra_labels)
+    return _escape(document)
 
 
 def dump(document: dict[str, Any]) -> str:
     """YAML text of a rendered file, with a header that says who wrote it."""
     header = "# Written by `clusterkit render`; do not edit by hand (CI compares it).\n"
     return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-
-
-def write_default_files(folder: Path) -> list[Path]:
-    """Write ``<folder>/<backend>.yml`` for each backend's default spec (``make render``)."""
-    from clusterkit import images
-    from clusterkit.spec import BACKENDS, resolve_spec
-
-    written = []
-    for backend in BACKENDS:
-        spec = resolve_spec(overrides={"backend": backend}, environ={})
-        path = folder / f"{backend}.yml"
-        path.write_text(dump(render(spec, images.image_tag(backend))))
-        written.append(path)
-    return written

@@ -1,4 +1,4 @@
-"""Runtimes by name: where a cluster runs (local processes, compose, testcontainers)."""
+"""Runtimes by name: where a cluster runs (local processes, compose, swarm, testcontainers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from clusterkit.errors import InvalidValue
 from clusterkit.runtimes.base import Runtime
 
 #: Every runtime, in the order ``clusterkit.cluster.find`` looks for a named cluster.
-RUNTIMES = ("compose", "local", "testcontainers")
+RUNTIMES = ("compose", "local", "swarm", "testcontainers")
 
 
 def get_runtime(name: str | Runtime) -> Runtime:
@@ -21,6 +21,10 @@ def get_runtime(name: str | Runtime) -> Runtime:
         from clusterkit.runtimes.local import LocalRuntime
 
         return LocalRuntime()
+    if name == "swarm":
+        from clusterkit.runtimes.swarm import SwarmRuntime
+
+        return SwarmRuntime()
     if name == "testcontainers":
         from clusterkit.runtimes.testcontainers import TestcontainersRuntime
 

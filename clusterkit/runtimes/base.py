@@ -8,6 +8,14 @@ read status, reconcile the worker count. A runtime supplies the verbs in the
 "what each runtime says" block: start the nodes, add or remove workers, find
 them, remove them, and explain a failure. This is the shape of distributed's
 ``SpecCluster`` with its small ``ProcessInterface``.
+
+Honest status and self-healing are written here once too: a runtime reports
+its nodes (:meth:`Runtime.nodes`, as :class:`~clusterkit.health.NodeState`)
+and can start an ended one again (:meth:`Runtime._restart`); :meth:`Runtime.status`
+compares them and the scheduler's view with the wanted count
+(:meth:`Runtime.wanted_workers`) into ``healthy | degraded | down``, and
+:meth:`Runtime.heal` (run by ``status`` and by :mod:`clusterkit.supervisor`)
+brings the cluster back to what is wanted.
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from clusterkit import health, records
 from clusterkit.backends import get_backend
-from clusterkit.errors import ClusterExists, ClusterNotFound, ClusterUnavailable, StartupTimeout
+from clusterkit.errors import ClusterExists, ClusterNotFound, StartupTimeout
+from clusterkit.health import NodeState
 from clusterkit.progress import Event, Progress, quiet
 from clusterkit.spec import ClusterSpec, parse_count
 from clusterkit.status import ClusterStatus
@@ -85,14 +95,60 @@ class Runtime:
         """What went wrong, for a time-out message: ended nodes, exit codes, log tails."""
         return ""
 
+    # -- health: what each runtime says ----------------------------------------------
+
+    def nodes(self, name: str) -> list[NodeState]:
+        """Every scheduler and worker node of cluster ``name`` as this runtime sees it now.
+
+        One :class:`~clusterkit.health.NodeState` per node the runtime knows
+        (a container, a process, a swarm task that should run): ``role``
+        (``scheduler`` or ``worker``), ``name``, ``state`` (``running``,
+        ``restarting``, ``exited`` or ``missing``), ``exit_code`` (the last
+        one, ``None`` while running), ``restarts`` (by the engine and by the
+        kit), ``where`` it runs (container id, ``pid N``, swarm node) and a
+        ``detail`` (``OOMKilled``, an engine error). Workers the wanted count
+        asks for and no node stands for are added as ``missing`` by the base;
+        a runtime lists only what it has. Helpers (a port forwarder) are not
+        nodes. :meth:`status` computes the verdict from this and from what
+        the scheduler reports; a runtime never grades its own health.
+        """
+        raise NotImplementedError
+
+    def _restart(self, name: str, node: NodeState) -> None:
+        """Run an ``exited`` node of cluster ``name`` again, under the same name and in the same place.
+
+        Runtimes whose engine replaces ended nodes itself (swarm's tasks) need
+        not implement it: :meth:`heal` then leaves restarting to the engine.
+        """
+        raise NotImplementedError
+
+    def wanted_workers(self, name: str) -> int:
+        """The worker count cluster ``name`` should have: the last ``scale``, else its spec.
+
+        Read from this machine's record (:mod:`clusterkit.records`); a runtime
+        whose engine keeps the count itself (a swarm service's replicas) says so here.
+        """
+        wanted = records.load(name).get("wanted")
+        return int(wanted) if wanted is not None else self.spec_of(name).workers
+
     # -- the shared lifecycle -------------------------------------------------------
 
     def up(
-        self, spec: ClusterSpec, *, timeout: float = 120, keep: bool = False, progress: Progress = quiet
+        self,
+        spec: ClusterSpec,
+        *,
+        timeout: float = 120,
+        keep: bool = False,
+        progress: Progress = quiet,
+        held: bool = False,
     ) -> ClusterStatus:
         """Start ``spec`` and return once all its workers are registered.
 
-        On failure (or Ctrl-C) everything started is removed again, unless ``keep``.
+        On failure (or Ctrl-C, or SIGTERM: :mod:`clusterkit.interrupts`) everything
+        started is removed again, unless ``keep``. Every resource carries this
+        process as its owner; ``held`` says the owner keeps the cluster for its
+        whole life (a Python ``Cluster``), so ``clusterkit gc`` removes it once
+        the owner is gone, as it removes one whose ``up`` never finished.
         """
         if spec.name in self.clusters():
             raise ClusterExists(
@@ -100,18 +156,31 @@ class Runtime:
                 f"{spec.name}` first or choose another --name"
             )
         self._preflight(spec)
+        exposed = exposure(spec)
+        if exposed:
+            progress(Event("warning", exposed))
         progress(Event("image", f"preparing {spec.backend} cluster {spec.name!r} ({self.name})"))
         image = self._prepare(spec, progress)
         progress(Event("start", f"starting the {spec.backend} scheduler and {spec.workers} workers"))
         try:
+            records.forget(spec.name)  # a record left by a cluster of this name that is gone
+            records.update(
+                spec.name,
+                runtime=self.name,
+                owner=records.owner(getattr(self, "owner_pid", None)),
+                ready=False,
+                held=held,
+                wanted=spec.workers,
+            )
             deadline = time.monotonic() + timeout  # one deadline for starting and waiting
             self._start(spec, image, timeout)
             progress(Event("wait", f"waiting for {spec.workers} workers to register"))
             self.wait(spec.name, spec.workers, max(1.0, deadline - time.monotonic()))
         except BaseException:
             if not keep:
-                self._teardown(spec.name)
+                self._remove_all(spec.name)
             raise
+        records.update(spec.name, ready=True)
         progress(Event("ready", f"cluster {spec.name!r} is ready"))
         return self.status(spec.name)
 
@@ -121,22 +190,118 @@ class Runtime:
             raise ClusterNotFound(
                 f"no {self.name} cluster named {name!r}; `clusterkit status` lists what runs"
             )
-        self._teardown(name, volumes)
+        self._remove_all(name, volumes)
 
-    def status(self, name: str) -> ClusterStatus:
-        """The cluster as its scheduler reports it now."""
+    def _remove_all(self, name: str, volumes: bool = False) -> None:
+        """Stop the reconcilers, remove everything, forget the record."""
+        from clusterkit import supervisor
+
+        try:
+            records.update(name, stopping=True)  # waits for a repair in progress to finish
+        except OSError:
+            pass  # no writable run dir: nothing can be reconciling from it either
+        supervisor.stop_detached(name)
+        self._teardown(name, volumes)
+        records.forget(name)
+
+    def status(self, name: str, *, repair: bool = False) -> ClusterStatus:
+        """The cluster now: the scheduler's view compared with the nodes and the wanted count.
+
+        ``health`` is ``healthy``, ``degraded`` or ``down`` (:mod:`clusterkit.health`),
+        with the ``nodes``, the ``wanted`` count and the ``problems``. A scheduler
+        that does not answer gives ``down``, not an exception. ``repair=True``
+        then runs :meth:`heal` and lists what it did in ``repairs``; the verdict
+        is what was found before repairing.
+        """
         spec = self.client_spec(name)
         backend = get_backend(spec.backend)
         try:
-            found = backend.collect_status(spec.scheduler_host, spec.scheduler_port, spec.dashboard_port)
+            nodes: list[NodeState] | None = self.nodes(name)
+        except NotImplementedError:
+            nodes = None  # a runtime that cannot list its nodes: grade the scheduler's view alone
+        wanted = self.wanted_workers(name)
+        try:
+            found = backend.collect_status(
+                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.credentials(spec)
+            )
+            silent = ""
         except NotReady as e:
-            detail = self._diagnose(name)
-            raise ClusterUnavailable(
-                f"cluster {name!r} ({self.name}) is up but its scheduler does not answer ({e}); "
-                f"`clusterkit logs --name {name}` shows why, `clusterkit down --name {name}` removes it"
-                + (f"\n{detail}" if detail else "")
-            ) from e
-        return dataclasses.replace(found, name=name, runtime=self.name)
+            found = ClusterStatus(
+                backend=spec.backend,
+                scheduler_address=spec.scheduler_address,
+                state="UNREACHABLE",
+                dashboard_url=None,
+            )
+            silent = str(e)
+        listed = health.with_missing(nodes, wanted) if nodes is not None else None
+        verdict, problems = health.verdict(
+            listed, wanted=wanted, registered=len(found.alive_workers), scheduler_answers=not silent
+        )
+        if silent:
+            problems.append(
+                f"{silent}; `clusterkit logs --name {name}` shows why, `clusterkit down --name {name}` "
+                "removes the cluster"
+            )
+        repairs = self.heal(name) if repair else []
+        return dataclasses.replace(
+            found,
+            name=name,
+            runtime=self.name,
+            health=verdict,
+            wanted=wanted,
+            nodes=tuple(listed or ()),
+            problems=tuple(problems),
+            repairs=tuple(repairs),
+        )
+
+    def heal(self, name: str) -> list[str]:
+        """Bring cluster ``name`` back to what is wanted; returns what was done, one line each.
+
+        A scheduler that ended is started again first; then ended workers,
+        up to the wanted count; then workers are added for those that are
+        gone. Nothing happens while ``up`` or ``down`` is in progress, or
+        while another process is repairing the same cluster. Restarting
+        (crash-looping) nodes are left to the engine's restart policy.
+        """
+        try:
+            with records.locked(name, timeout=0):
+                record = records.load(name)
+                if record.get("stopping") or record.get("ready") is False:
+                    return []  # being removed, or still being started
+                return self._heal(name)
+        except TimeoutError:
+            return []  # filelock.Timeout: another process is repairing it right now
+
+    def _heal(self, name: str) -> list[str]:
+        try:
+            nodes = self.nodes(name)
+        except NotImplementedError:
+            return []
+        done: list[str] = []
+
+        def restart(node: NodeState) -> None:
+            try:
+                self._restart(name, node)
+            except NotImplementedError:
+                return
+            records.count_restart(name, node.name)
+            done.append(f"{node.describe()}: started it again")
+
+        for node in nodes:
+            if node.role == "scheduler" and node.state == health.EXITED:
+                restart(node)
+        if not any(n.role == "scheduler" for n in nodes):
+            return done  # nothing to add workers to
+        wanted = self.wanted_workers(name)
+        workers = [n for n in nodes if n.role == "worker"]
+        active = sum(1 for n in workers if n.state in (health.RUNNING, health.RESTARTING))
+        for node in [n for n in workers if n.state == health.EXITED][: max(0, wanted - active)]:
+            restart(node)
+            active += 1
+        if active < wanted and len(workers) < wanted:
+            self._add_workers(name, wanted - max(active, len(workers)))
+            done.append(f"added {wanted - max(active, len(workers))} worker(s) to reach the wanted {wanted}")
+        return done
 
     def scale(
         self, name: str, workers: int, *, timeout: float = 120, wait: bool = True
@@ -147,20 +312,27 @@ class Runtime:
         scaling polls the scheduler itself).
         """
         count = parse_count("workers", workers)
-        current = self.worker_names(name)
-        if count > len(current):
-            self._add_workers(name, count - len(current))
-        elif count < len(current):
-            self._remove_workers(name, current[count:])
+        records.update(name, wanted=count)  # what status and the reconciler compare with from now on
+        self._reconcile(name, count)
         if not wait:
             return None
         self.wait(name, count, timeout)
         return self.status(name)
 
+    def _reconcile(self, name: str, count: int) -> None:
+        """Start or remove workers until ``count`` run (a swarm sets its service's replicas instead)."""
+        current = self.worker_names(name)
+        if count > len(current):
+            self._add_workers(name, count - len(current))
+        elif count < len(current):
+            self._remove_workers(name, current[count:])
+
     def remove_workers(self, name: str, workers: list[str]) -> None:
         """Remove the named workers (those the scheduler chose to retire)."""
-        mine = set(self.worker_names(name))
-        self._remove_workers(name, [w for w in workers if w in mine])
+        current = self.worker_names(name)
+        doomed = [w for w in workers if w in set(current)]
+        records.update(name, wanted=max(0, len(current) - len(doomed)))
+        self._remove_workers(name, doomed)
 
     def wait(self, name: str, expected: int, timeout: float) -> int:
         """Wait until the scheduler of ``name`` sees exactly ``expected`` workers."""
@@ -170,6 +342,35 @@ class Runtime:
             timeout=timeout,
             check=lambda: self._check(name),
             diagnose=lambda: self._diagnose(name),
+        )
+
+
+def exposure(spec: ClusterSpec) -> str:
+    """A warning when the scheduler is published beyond loopback without authentication, else ``""``."""
+    from clusterkit.backends.base import loopback
+
+    if loopback(spec.bind_address) or getattr(spec, "security", None) == "tls":
+        return ""
+    return (
+        f"warning: the scheduler (port {spec.scheduler_port}) and dashboard (port {spec.dashboard_port}) "
+        f"are published on {spec.bind_address} without authentication: anyone who can reach this "
+        "address can run code on the cluster; bind to 127.0.0.1 (the default) unless that is intended"
+    )
+
+
+def check_memory_fits(spec: ClusterSpec, total: int, where: str) -> None:
+    """Refuse a worker that asks for more memory than the machine (or engine) has in all.
+
+    A worker given more than exists starts, then is killed by the kernel at
+    the first large task; that is bad input, said before anything starts.
+    """
+    from clusterkit.errors import InvalidValue
+    from clusterkit.spec import format_memory
+
+    if total and spec.memory > total:
+        raise InvalidValue(
+            f"memory: {format_memory(spec.memory)} per worker is more than {where} has in all "
+            f"({format_memory(total)}); ask for less (e.g. --memory 2g)"
         )
 
 
@@ -187,11 +388,14 @@ def wait_for_workers(
     ``diagnose`` adds what went wrong to a time-out message.
     """
     backend = get_backend(spec.backend)
+    credentials = backend.credentials(spec)
 
     def probe() -> int:
         if check is not None:
             check()
-        seen = backend.count_workers(spec.scheduler_host, spec.scheduler_port, spec.dashboard_port)
+        seen = backend.count_workers(
+            spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **credentials
+        )
         if seen != expected:
             raise NotReady(f"{seen} of {expected} workers registered")
         return seen

@@ -16,11 +16,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from clusterkit import records, security
 from clusterkit.backends.base import ensure_port_free
 from clusterkit.errors import EngineUnavailable, NodeStartError, StartupTimeout
 from clusterkit.render.compose import dump, project_name, render
 from clusterkit.runtimes.containers import ContainerRuntime
 from clusterkit.spec import ClusterSpec
+
+
+def dies_with_parent() -> list[str]:
+    """A prefix that has the Compose tool killed when this process dies (even by SIGKILL).
+
+    Otherwise a ``clusterkit up`` killed mid-way leaves ``docker-compose`` running,
+    creating containers after ``clusterkit gc`` has looked. Linux's ``setpriv``
+    (util-linux) sets the parent-death signal before it execs the tool.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def compose_command() -> list[str]:
@@ -48,25 +60,31 @@ class ComposeRuntime(ContainerRuntime):
         """The Compose tool's argv for this cluster, with its file rendered for the call."""
         with tempfile.TemporaryDirectory(prefix="clusterkit-") as tmp:
             path = Path(tmp) / "compose.yml"
-            path.write_text(dump(render(spec, image)))
+            secrets_dir = str(security.client_dir(spec.name)) if security.secured(spec) else None
+            # This process owns what the call creates until `up` is done (`clusterkit gc`).
+            path.write_text(dump(render(spec, image, secrets_dir, records.owner_labels())))
             yield [*compose_command(), "-p", project_name(spec.name), "-f", str(path)]
 
     def _compose(self, spec: ClusterSpec, image: str, *args: str, timeout: float = 300) -> None:
         with self._compose_argv(spec, image) as base:
             shown = " ".join([*base[:-2], "-f", "compose.yml", *args])  # the project name, not the temp path
             try:
-                result = subprocess.run([*base, *args], capture_output=True, text=True, timeout=timeout)
+                result = subprocess.run(
+                    [*dies_with_parent(), *base, *args], capture_output=True, text=True, timeout=timeout
+                )
             except subprocess.TimeoutExpired as e:
                 raise StartupTimeout(
                     f"`{shown}` did not finish within {timeout:.0f}s for cluster {spec.name!r}\n"
                     + self._diagnose(spec.name)
                 ) from e
         if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            # The tool's own errors ("ERROR: for worker  Container ... is unhealthy"), not its progress.
+            errors = [line.strip() for line in lines if line.lstrip().lower().startswith(("error", "for "))]
+            detail = "; ".join(dict.fromkeys(errors or lines[-1:])) or f"exit {result.returncode}"
             diagnosis = self._diagnose(spec.name)
             raise NodeStartError(
-                f"`{shown}` failed for cluster {spec.name!r}: "
-                + (detail[-1] if detail else f"exit {result.returncode}")
+                f"`{shown}` failed for cluster {spec.name!r}: {detail}"
                 + (f"\n{diagnosis}" if diagnosis else "")
             )
 
@@ -82,6 +100,9 @@ class ComposeRuntime(ContainerRuntime):
 
     def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:
         assert image is not None
+        if security.secured(spec):  # opt-in here: what runs on a swarm, tried on this machine
+            security.save(security.Material.create(spec.name))
+            security.share_with_nodes(spec.name)
         self._compose(spec, image, "up", "-d", "--scale", f"worker={spec.workers}", timeout=timeout)
 
     def _add_workers(self, name: str, count: int) -> None:

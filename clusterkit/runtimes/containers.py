@@ -13,8 +13,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from clusterkit import labels
+from clusterkit import health, labels, records, security
 from clusterkit.backends import get_backend
+from clusterkit.client_env import ClientPlace
 from clusterkit.engine import docker_client
 from clusterkit.errors import (
     ClusterKitError,
@@ -24,6 +25,7 @@ from clusterkit.errors import (
     NodeStartError,
     StartupTimeout,
 )
+from clusterkit.health import NodeState
 from clusterkit.progress import Progress
 from clusterkit.runtimes.base import Runtime
 from clusterkit.spec import ClusterSpec
@@ -34,13 +36,34 @@ STOP_TIMEOUT = 5
 
 
 def require_image(spec: ClusterSpec) -> None:
-    """The image a spec names must be on the engine: nothing is pulled."""
-    from clusterkit import images
+    """The image a spec names must be on the engine (nothing is pulled) and be a node image of its backend.
 
-    if spec.image and not images.image_exists(spec.image):
+    A node runs ``python -m clusterkit.node``: an image without it (a base
+    image, the other backend's image, anything else) would only end in
+    Compose's "Encountered errors while bringing up the project".
+    """
+    if not spec.image:
+        return
+    import docker
+
+    from clusterkit.images.store import client, get_image
+
+    try:
+        found = get_image(client(), spec.image)
+    except docker.errors.APIError as e:  # e.g. "invalid reference format"
+        raise ImageNotFound(f"image {spec.image!r} cannot be looked up: {e.explanation or e}") from e
+    if found is None:
         raise ImageNotFound(
             f"image {spec.image!r} is not present on the engine; build it (`clusterkit image build "
             f"{spec.backend}` or `make images`), or drop `image:` to use the one built from the lock"
+        )
+    backend = (found.labels or {}).get(labels.BACKEND)
+    if backend != spec.backend:
+        what = f"a clusterkit {backend} image" if backend else "not a clusterkit node image"
+        raise ImageNotFound(
+            f"image {spec.image!r} is {what}, not a {spec.backend} node image (its label "
+            f"{labels.BACKEND} is {backend or 'missing'}); use one built by `clusterkit image build "
+            f"{spec.backend}` (or an image built FROM it), or drop `image:`"
         )
 
 
@@ -111,14 +134,69 @@ class ContainerRuntime(Runtime):
         workers = sorted(self._containers(name, "worker"), key=lambda c: c.attrs["Created"])
         return [c.attrs["Config"]["Hostname"] for c in workers]  # a worker registers as its host name
 
+    def client_place(self, name: str) -> ClientPlace:
+        """Where a client container of cluster ``name`` runs (``clusterkit run``, ``shell``, the notebook).
+
+        The scheduler's image (by ID: a tag rebuilt since still names this
+        image) and network, the scheduler by its name on that network, and the
+        cluster's labels (with a test session's), so ``down`` and ``gc`` remove
+        the client with the cluster.
+        """
+        from clusterkit import security
+        from clusterkit.nodes import SCHEDULER_HOST
+
+        scheduler = self._scheduler(name)
+        spec = self.spec_of(name)
+        published = self.client_spec(name)
+        own = {k: v for k, v in scheduler.labels.items() if k.startswith("clusterkit.")}
+        for key in (labels.SPEC, labels.ROLE):
+            own.pop(key, None)
+        dashboard = f"http://{published.scheduler_host}:{published.dashboard_port}"
+        return ClientPlace(
+            cluster=name,
+            backend=spec.backend,
+            image=scheduler.attrs["Image"],
+            network=next(iter(scheduler.attrs["NetworkSettings"]["Networks"])),
+            scheduler_host=SCHEDULER_HOST,
+            scheduler_port=spec.scheduler_port,
+            dashboard_port=spec.dashboard_port,
+            labels=own,
+            dashboard_link=dashboard + ("/status" if spec.backend == "dask" else ""),
+            secured=security.secured(spec),
+            env=dict(spec.env),
+        )
+
     def _exists(self, name: str) -> bool:
         return bool(self._containers(name)) or bool(self.docker.networks.list(filters=self._filters(name)))
 
     def _preflight(self, spec: ClusterSpec) -> None:
         require_image(spec)
+        from clusterkit.runtimes.base import check_memory_fits
+
+        check_memory_fits(spec, int(self.docker.info().get("MemTotal") or 0), "the Docker engine")
 
     def _prepare(self, spec: ClusterSpec, progress: Progress) -> str | None:
         return node_image(spec, progress)
+
+    # -- health --------------------------------------------------------------------
+
+    def nodes(self, name: str) -> list[NodeState]:
+        """Scheduler and worker containers (oldest first), from the engine's state of each."""
+        restarts = records.load(name).get("restarts") or {}
+        found = []
+        containers = sorted(self._containers(name), key=lambda c: c.attrs["Created"])
+        for c in containers:
+            role = c.labels.get(labels.ROLE)
+            if role not in ("scheduler", "worker"):
+                continue  # a client or a forwarder: not a node
+            found.append(_node_state(c, role, int(restarts.get(c.name, 0))))
+        return sorted(found, key=lambda n: n.role != "scheduler")
+
+    def _restart(self, name: str, node: NodeState) -> None:
+        """``docker start`` the ended container again: same name, host name, network and labels."""
+        for c in self._containers(name, node.role):
+            if c.name == node.name:
+                _quietly(c.start)
 
     # -- explaining a failure ------------------------------------------------------
 
@@ -126,8 +204,9 @@ class ContainerRuntime(Runtime):
         """Worker containers the scheduler does not list (by host name or address)."""
         try:
             spec = self.client_spec(name)
-            seen = get_backend(spec.backend).collect_status(
-                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port
+            backend = get_backend(spec.backend)
+            seen = backend.collect_status(
+                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.credentials(spec)
             )
         except (ClusterKitError, NotReady):
             return []
@@ -150,9 +229,10 @@ class ContainerRuntime(Runtime):
             health = state.get("Health", {}).get("Status", "")
             if state["Status"] == "running" and health != "unhealthy" and not state.get("ExitCode"):
                 continue
+            error = f" ({state['Error']})" if state.get("Error") else ""  # e.g. the image has no such program
             lines.append(
                 f"  {c.name} ({c.labels.get(labels.ROLE)}) is {state['Status']}"
-                f"{' ' + health if health else ''}, exit code {state.get('ExitCode')}; last log lines:"
+                f"{' ' + health if health else ''}, exit code {state.get('ExitCode')}{error}; last log lines:"
             )
             tail = c.logs(tail=8).decode(errors="replace").rstrip().splitlines()
             lines += [f"    {line}" for line in tail] or ["    (empty log)"]
@@ -187,6 +267,9 @@ class ContainerRuntime(Runtime):
         except (ClusterKitError, KeyError, ValueError):
             spec = None  # no scheduler (or no record): nothing to wait for
         self._remove(containers, spec, volumes)
+        # What was created while this ran (a killed `up`'s last request, a repair elsewhere).
+        self._remove(self._containers(name), None, volumes)
+        security.forget(name)  # this machine's copy of its credentials, if it had any
         for network in self.docker.networks.list(filters=self._filters(name)):
             _quietly(network.remove)
         if volumes:
@@ -206,16 +289,51 @@ class ContainerRuntime(Runtime):
             list(pool.map(lambda c: _quietly(lambda: c.remove(v=volumes, force=True)), containers))
 
 
-def _await_workers_gone(spec: ClusterSpec, timeout: float = 3.0) -> None:
-    """Wait (briefly) until the scheduler lists no worker; give up quietly if it does not answer."""
-    from clusterkit import probe
+def _node_state(container: Any, role: str, kit_restarts: int = 0) -> NodeState:
+    """A container as a :class:`~clusterkit.health.NodeState`."""
+    state = container.attrs["State"]
+    status = state.get("Status", "")
+    if status == "running":
+        found, code = health.RUNNING, None
+    elif status == "restarting":
+        found, code = health.RESTARTING, state.get("ExitCode")
+    else:  # created (never ran), exited, dead, paused, removing
+        found, code = health.EXITED, state.get("ExitCode")
+    details = []
+    if state.get("OOMKilled"):
+        details.append("OOMKilled")
+    if status not in ("running", "restarting", "exited"):
+        details.append(status)
+    if state.get("Error"):
+        details.append(str(state["Error"])[:200])
+    if (state.get("Health") or {}).get("Status") == "unhealthy":
+        details.append("unhealthy")
+    return NodeState(
+        role=role,
+        name=container.name,
+        state=found,
+        exit_code=code,
+        restarts=int(container.attrs.get("RestartCount") or 0) + kit_restarts,
+        where=container.short_id,
+        detail=", ".join(details),
+    )
 
-    ui = f"{spec.scheduler_host}:{spec.dashboard_port}"
+
+def _await_workers_gone(spec: ClusterSpec, timeout: float = 3.0) -> None:
+    """Wait (briefly) until the scheduler lists no worker; give up quietly if it does not answer.
+
+    Counted over the scheduler's own protocol (the same read as readiness), which
+    answers during a long computation; "does not answer" means gone.
+    """
+    backend = get_backend(spec.backend)
+    credentials = backend.credentials(spec)
 
     def none_left() -> None:
         try:
-            left = probe.registered_workers(spec.backend, ui)
-        except probe.NotReadyYet:
+            left = backend.count_workers(
+                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **credentials
+            )
+        except NotReady:
             return  # the scheduler does not answer: nothing to wait for
         if left:
             raise NotReady(f"{left} workers still registered")

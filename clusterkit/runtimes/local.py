@@ -17,10 +17,12 @@ from typing import Any
 
 import psutil
 
+from clusterkit import health, records
 from clusterkit.backends import get_backend
-from clusterkit.backends.base import ensure_port_free
+from clusterkit.backends.base import ensure_port_free, format_host
 from clusterkit.errors import ClusterNotFound, NodeStartError, StartupTimeout
-from clusterkit.runtimes.base import Runtime
+from clusterkit.health import NodeState
+from clusterkit.runtimes.base import Runtime, check_memory_fits
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 
@@ -158,6 +160,40 @@ class LocalRuntime(Runtime):
     def _preflight(self, spec: ClusterSpec) -> None:
         ensure_port_free(spec.bind_address, spec.scheduler_port, "scheduler")
         ensure_port_free(spec.bind_address, spec.dashboard_port, "dashboard")
+        check_memory_fits(spec, psutil.virtual_memory().total, "this machine")
+
+    # -- health -------------------------------------------------------------------
+
+    def nodes(self, name: str) -> list[NodeState]:
+        """Each recorded process: running, or exited (with its code when this process started it)."""
+        state = self._load(name)
+        restarts = records.load(name).get("restarts") or {}
+        found = []
+        for node in self._nodes(state):
+            record = node.record
+            alive = node.alive()
+            found.append(
+                NodeState(
+                    role=record["role"],
+                    name=f"{name}-{record['node']}",
+                    state=health.RUNNING if alive else health.EXITED,
+                    exit_code=None if alive else node.reap(),
+                    restarts=int(restarts.get(f"{name}-{record['node']}", 0)),
+                    where=f"pid {node.pid}",
+                )
+            )
+        return sorted(found, key=lambda n: n.role != "scheduler")
+
+    def _restart(self, name: str, node: NodeState) -> None:
+        """Launch the node's program again under the same node name (a new process)."""
+        state = self._load(name)
+        spec = self.spec_of(name)
+        for old in self._nodes(state):
+            if f"{name}-{old.record['node']}" == node.name:
+                old.signal_group(signal.SIGKILL)  # what is left of its group (a nanny's child)
+                state["processes"] = [r for r in state["processes"] if r is not old.record]
+                self._launch(spec, state, old.record["role"], old.record["node"])
+                return
 
     def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:
         directory = self._dir(spec.name)
@@ -175,16 +211,24 @@ class LocalRuntime(Runtime):
             self._launch(spec, state, "worker", f"worker-{index}")
 
     def _launch(self, spec: ClusterSpec, state: dict[str, Any], role: str, node: str) -> None:
+        from clusterkit.nodes import node_environment
+
         backend = get_backend(spec.backend)
         directory = self._dir(spec.name)
         log_path = directory / "logs" / f"{node}.log"
-        address = f"{spec.bind_address}:{spec.scheduler_port}"
+        address = f"{format_host(spec.bind_address)}:{spec.scheduler_port}"
         work_dir = directory / node
         work_dir.mkdir(parents=True, exist_ok=True)
+        env = node_environment(spec)  # the spec's env, verbatim, as the containers get it
         with open(log_path, "ab") as log:
             if role == "scheduler":
                 proc = backend.start_scheduler(
-                    address, dashboard_port=spec.dashboard_port, detach=True, log=log, work_dir=str(work_dir)
+                    address,
+                    dashboard_port=spec.dashboard_port,
+                    detach=True,
+                    log=log,
+                    work_dir=str(work_dir),
+                    env=env,
                 )
             else:
                 proc = backend.start_worker(
@@ -196,6 +240,7 @@ class LocalRuntime(Runtime):
                     detach=True,
                     log=log,
                     work_dir=str(work_dir),
+                    env=env,
                     **backend.local_worker_options,
                 )
         record = {"role": role, "node": node, "pid": proc.pid, "log": str(log_path)}

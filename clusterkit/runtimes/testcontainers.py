@@ -7,28 +7,27 @@ as the compose file (:mod:`clusterkit.nodes`). Its ports are published on
 
 Ryuk (testcontainers' reaper) is disabled: its image cannot be pulled here,
 and clean-up is ours instead. Every container and network carries the
-cluster's labels plus a session id and the PID of the process that owns it;
-:func:`sweep` removes what belongs to owners that no longer exist.
+cluster's labels plus a session id and the PID of the process that owns it
+(:func:`clusterkit.records.owner_labels`); ``clusterkit gc``
+(:func:`clusterkit.cluster.gc`) removes what belongs to owners that no longer exist.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psutil
-
-from clusterkit import labels
+from clusterkit import labels, records
 from clusterkit.backends import get_backend
-from clusterkit.engine import docker_client
 from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
 from clusterkit.runtimes.containers import ContainerRuntime
 from clusterkit.spec import ClusterSpec
 
 RUNTIME = "testcontainers"
 #: When the owning process started: a recycled PID is not the owner.
-SESSION_STARTED = "clusterkit.session-started"
+SESSION_STARTED = records.OWNER_STARTED
 
 
 def _configure_testcontainers() -> None:
@@ -44,48 +43,6 @@ def _configure_testcontainers() -> None:
     testcontainers_config.tc_host_override = "127.0.0.1"
 
 
-def owner_alive(pid: int, started: float | None) -> bool:
-    """Is the owning process still the one that created the resources?"""
-    try:
-        proc = psutil.Process(pid)
-        return started is None or abs(proc.create_time() - started) < 1.0
-    except psutil.NoSuchProcess:
-        return False
-
-
-def sweep(*, only_dead: bool = True) -> list[str]:
-    """Remove test-session containers and networks whose owner process is gone.
-
-    ``only_dead=False`` removes every one (``clusterkit gc --all``).
-    """
-    from docker.errors import APIError
-
-    client = docker_client()
-    wanted = {"label": labels.selector(runtime=RUNTIME)}
-    removed: list[str] = []
-
-    def dead(resource_labels: dict[str, str]) -> bool:
-        if not only_dead:
-            return True
-        if labels.SESSION_PID not in resource_labels:
-            return False  # started by `clusterkit up --runtime testcontainers`: `down` removes it
-        started = resource_labels.get(SESSION_STARTED)
-        return not owner_alive(int(resource_labels[labels.SESSION_PID]), float(started) if started else None)
-
-    for container in client.containers.list(all=True, filters=wanted):
-        if dead(container.labels):
-            container.remove(force=True)
-            removed.append(f"container {container.name}")
-    for network in client.networks.list(filters=wanted):
-        if dead(network.attrs.get("Labels") or {}):
-            try:
-                network.remove()
-                removed.append(f"network {network.name}")
-            except APIError:
-                continue  # still in use by a live container: leave it
-    return removed
-
-
 class _NetworkByName:
     """What ``DockerContainer.with_network`` reads of a network: its name."""
 
@@ -98,8 +55,9 @@ class TestcontainersRuntime(ContainerRuntime):
 
     Args:
         session: an id put on every resource (``labels.new_session_id()`` by default).
-        owner_pid: the process whose death lets :func:`sweep` remove them; ``None``
-            for clusters that only ``down`` removes.
+        owner_pid: the process that owns them (``clusterkit gc`` removes them once it is
+            gone, unless its ``up`` finished and it did not hold them); default: the
+            process that starts the cluster.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -113,9 +71,7 @@ class TestcontainersRuntime(ContainerRuntime):
     def _labels(self, spec: ClusterSpec, role: str | None = None) -> dict[str, str]:
         found = labels.cluster_labels(spec.name, spec.backend, RUNTIME, role)
         found[labels.SESSION] = self.session
-        if self.owner_pid is not None:
-            found[labels.SESSION_PID] = str(self.owner_pid)
-            found[SESSION_STARTED] = f"{psutil.Process(self.owner_pid).create_time():.3f}"
+        found.update(records.owner_labels(self.owner_pid or os.getpid()))
         return found
 
     def client_spec(self, name: str) -> ClusterSpec:
@@ -144,7 +100,11 @@ class TestcontainersRuntime(ContainerRuntime):
         container = container.with_network(network)
         for key, value in node_environment(spec).items():
             container = container.with_env(key, value)
-        kwargs: dict[str, Any] = {"labels": self._labels(spec, role)}
+        # As in the compose file: the engine starts a crashed node again (the supervisor the rest).
+        kwargs: dict[str, Any] = {
+            "labels": self._labels(spec, role),
+            "restart_policy": {"Name": "unless-stopped"},
+        }
         if role == "scheduler":
             container = container.with_network_aliases(SCHEDULER_HOST)
             kwargs["hostname"] = SCHEDULER_HOST

@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clusterkit import images
 from clusterkit.backends import get_backend
-from clusterkit.render import compose
+from clusterkit.render import compose, default_files
 from clusterkit.spec import resolve_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,12 +16,11 @@ def spec(**overrides):
     return resolve_spec(overrides=overrides, environ={})
 
 
-@pytest.mark.parametrize("backend", ["dask", "spark"])
-def test_checked_in_files_match_render(backend):
-    """compose/<backend>.yml is what `clusterkit render --backend <backend>` writes."""
-    expected = compose.dump(compose.render(spec(backend=backend), images.image_tag(backend)))
-    checked_in = (ROOT / "compose" / f"{backend}.yml").read_text()
-    assert checked_in == expected, f"run `make render` to refresh compose/{backend}.yml"
+@pytest.mark.parametrize("name", ["dask.yml", "spark.yml", "dask-stack.yml", "spark-stack.yml"])
+def test_checked_in_files_match_render(name):
+    """compose/<backend>[-stack].yml is what `clusterkit render --backend <backend> [--format stack]` writes."""
+    checked_in = (ROOT / "compose" / name).read_text()
+    assert checked_in == default_files()[name], f"run `make render` to refresh compose/{name}"
 
 
 def test_ports_bind_to_loopback_by_default():

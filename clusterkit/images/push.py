@@ -1,0 +1,119 @@
+"""Images on every swarm node with no registry: ``docker save`` streamed into each node's engine.
+
+A node is reached through its own engine: this machine's for the node it is,
+otherwise the URL in the node's ``clusterkit.engine`` label (``ssh://user@host``
+through the Docker SDK's paramiko transport, or ``tcp://host:2376`` protected
+by TLS with the certificates in ``$DOCKER_CERT_PATH``; plain TCP is refused).
+Only nodes whose engine lacks the exact image (compared by image ID) get it.
+
+    docker node update --label-add clusterkit.engine=ssh://me@host2 host2
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from clusterkit.errors import ImageError, ImageNotFound
+from clusterkit.progress import Event, Progress, quiet
+
+#: The node label that says how to reach a node's engine.
+ENGINE_LABEL = "clusterkit.engine"
+
+
+@dataclass(frozen=True)
+class Node:
+    """A swarm node and how this machine reaches its engine (``None``: it is this engine)."""
+
+    id: str
+    hostname: str
+    engine: str | None
+
+    @property
+    def shown(self) -> str:
+        return f"{self.hostname} ({self.id[:12]})"
+
+
+def swarm_nodes(docker: Any) -> list[Node]:
+    """The swarm's nodes that can run tasks (ready, active)."""
+    here = docker.info()["Swarm"]["NodeID"]
+    found = []
+    for node in docker.nodes.list():
+        attrs = node.attrs
+        if attrs["Status"]["State"] != "ready" or attrs["Spec"].get("Availability") != "active":
+            continue
+        engine = None if node.id == here else (attrs["Spec"].get("Labels") or {}).get(ENGINE_LABEL, "")
+        found.append(Node(node.id, attrs["Description"]["Hostname"], engine))
+    return found
+
+
+def engine_client(url: str) -> Any:
+    """A Docker SDK client for another node's engine (ssh, TLS-protected TCP, or a local socket)."""
+    import docker
+
+    if url.startswith("tcp://"):
+        cert_path = os.environ.get("DOCKER_CERT_PATH")
+        if not cert_path:
+            raise ImageError(
+                f"engine {url} is plain TCP: set DOCKER_CERT_PATH to a folder with ca.pem, cert.pem and key.pem "
+                "(a TLS-protected engine), or use an ssh:// URL"
+            )
+        tls = docker.tls.TLSConfig(
+            client_cert=(os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")),
+            ca_cert=os.path.join(cert_path, "ca.pem"),
+            verify=True,
+        )
+        return docker.DockerClient(base_url=url, tls=tls, timeout=600)
+    return docker.DockerClient(base_url=url, use_ssh_client=False, timeout=600)
+
+
+def _reach(node: Node, local: Any) -> Any:
+    if node.engine is None:
+        return local
+    if not node.engine:
+        raise ImageError(
+            f"swarm node {node.shown} has no {ENGINE_LABEL} label, so the image cannot be checked or sent "
+            f"there; add one: `docker node update --label-add {ENGINE_LABEL}=ssh://USER@HOST {node.id[:12]}`, "
+            "or drain the node (`docker node update --availability drain ...`)"
+        )
+    try:
+        client = engine_client(node.engine)
+        client.ping()
+        return client
+    except ImageError:
+        raise
+    except Exception as e:  # the SDK raises DockerException, paramiko and socket errors alike
+        raise ImageError(
+            f"swarm node {node.shown}: its engine at {node.engine} does not answer ({type(e).__name__}: {e}); "
+            f"fix the {ENGINE_LABEL} label or the node's engine"
+        ) from e
+
+
+def push(docker: Any, ref: str, progress: Progress = quiet) -> list[str]:
+    """Make sure every swarm node has ``ref`` (by image ID); returns the nodes it was sent to."""
+    import docker as sdk
+
+    try:
+        image = docker.images.get(ref)
+    except sdk.errors.ImageNotFound as e:
+        raise ImageNotFound(
+            f"image {ref!r} is not on this engine: build it first (`clusterkit image build`)"
+        ) from e
+    sent = []
+    for node in swarm_nodes(docker):
+        engine = _reach(node, docker)
+        if engine is docker:
+            continue  # the image is here
+        try:
+            if engine.images.get(ref).id == image.id:
+                continue
+        except sdk.errors.ImageNotFound:
+            pass
+        progress(Event("push", f"sending {ref} to swarm node {node.shown}"))
+        try:
+            engine.images.load(image.save(named=True))
+        except sdk.errors.DockerException as e:
+            raise ImageError(f"sending {ref} to swarm node {node.shown} failed: {e}") from e
+        sent.append(node.shown)
+    return sent

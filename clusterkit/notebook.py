@@ -1,0 +1,219 @@
+"""JupyterLab beside a cluster: ``clusterkit up --notebook`` (or ``notebook: true`` in the spec).
+
+The notebook is a client container (:mod:`clusterkit.jobs`) that stays up:
+the cluster's image plus the optional JupyterLab layer
+(:mod:`clusterkit.images.notebook`, built only when asked for), on the
+cluster's network, with the cluster's address and credentials in its
+environment, so ``clusterkit.dask.connect_to_scheduler()`` (or plain
+``distributed.Client()``) and ``clusterkit.spark.connect_to_scheduler()``
+need no argument in a notebook. The folder ``up`` ran in is the notebook
+folder. The server is published on 127.0.0.1 only, at a port the engine
+picks, behind a random token; ``clusterkit status`` prints the link. It
+carries the cluster's labels, so ``down`` removes it with the cluster.
+
+    >>> find(runtime, "dask").url  # doctest: +SKIP
+    'http://127.0.0.1:49154/lab?token=...'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clusterkit import labels
+from clusterkit.client_env import WORKDIR
+from clusterkit.errors import ClientStartError, StartupTimeout
+from clusterkit.progress import Event, Progress, quiet
+from clusterkit.spec import ClusterSpec
+from clusterkit.waiting import NotReady, wait_for
+
+#: The notebook container's role label.
+ROLE = "notebook"
+#: The server's port inside the container (published on a port the engine picks).
+PORT = 8888
+#: The label holding the host folder served as the notebook folder.
+FOLDER = "clusterkit.notebook-folder"
+_TOKEN = "JUPYTER_TOKEN"  # noqa: S105 - the variable jupyter_server reads its token from
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A running notebook server beside a cluster."""
+
+    url: str  # with the token: what a browser on this machine opens
+    folder: str  # the host folder it serves
+    container: str
+
+
+def _supports(runtime: Any) -> bool:
+    return callable(getattr(runtime, "client_place", None))
+
+
+def prepare(runtime: Any, spec: ClusterSpec, progress: Progress = quiet) -> str:
+    """Check the runtime can run it, and build the notebook image if missing or stale; returns it."""
+    if not _supports(runtime):
+        raise ClientStartError(
+            f"a notebook runs in a container beside the cluster; the {runtime.name} runtime has none "
+            "(use --runtime compose, or run `jupyter lab` in this venv: it is the cluster's environment)"
+        )
+    if spec.image:
+        raise ClientStartError(
+            f"the notebook layer is built on the image made from the lock, and this spec names its own "
+            f"image ({spec.image}); drop `image:` or `notebook:`"
+        )
+    from clusterkit.images.notebook import ensure_notebook_image
+
+    return ensure_notebook_image(spec.backend, progress=progress)
+
+
+def start(
+    runtime: Any,
+    name: str,
+    image: str,
+    *,
+    folder: str | Path | None = None,
+    timeout: float = 120,
+    progress: Progress = quiet,
+) -> Notebook:
+    """Start JupyterLab beside the running cluster ``name`` and wait until it answers its token."""
+    from clusterkit import jobs
+    from clusterkit.engine import docker_client
+
+    place = runtime.client_place(name)
+    user = jobs.client_user()
+    folder = str(Path(folder or Path.cwd()).resolve())
+    mounts = [jobs.Mount(folder, WORKDIR, read_only=False)]
+    if place.secured:
+        mounts += jobs.credential_mounts(place, user)
+    token = secrets.token_hex(24)
+    options = jobs.container_options(
+        place,
+        ["python", "-m", "clusterkit.notebook"],
+        role=ROLE,
+        name=f"clusterkit-{name}-notebook",
+        user=user,
+        mounts=mounts,
+        env={_TOKEN: token},
+    )
+    options.update(
+        image=image, ports={f"{PORT}/tcp": ("127.0.0.1", None)}, restart_policy={"Name": "unless-stopped"}
+    )
+    options["labels"][FOLDER] = folder
+    progress(Event("notebook", f"starting JupyterLab beside cluster {name!r} (folder {folder})"))
+    engine = docker_client()
+    container = engine.containers.create(**options)
+    try:
+        jobs.add_user(container, options["user"])
+        container.start()
+        found = _wait_ready(container, token, timeout)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+        raise
+    progress(Event("notebook", f"notebook: {found.url}"))
+    return found
+
+
+def _describe(container: Any) -> Notebook | None:
+    """The notebook's link, read back from the engine (``None`` if it publishes no port yet)."""
+    ports = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{PORT}/tcp") or []
+    env = dict(item.split("=", 1) for item in container.attrs["Config"].get("Env") or [] if "=" in item)
+    if not ports or _TOKEN not in env:
+        return None
+    url = f"http://127.0.0.1:{ports[0]['HostPort']}/lab?token={env[_TOKEN]}"
+    return Notebook(url=url, folder=container.labels.get(FOLDER, ""), container=container.name)
+
+
+def _wait_ready(container: Any, token: str, timeout: float) -> Notebook:
+    def ready() -> Notebook:
+        container.reload()
+        state = container.attrs["State"]
+        if state["Status"] in ("exited", "dead"):
+            tail = container.logs(tail=15).decode(errors="replace").rstrip()
+            raise ClientStartError(
+                f"the notebook container exited with code {state.get('ExitCode')}; last log lines:\n{tail}"
+            )
+        found = _describe(container)
+        if found is None:
+            raise NotReady("no published port yet")
+        api = found.url.split("/lab?", 1)[0] + "/api/status"
+        request = urllib.request.Request(api, headers={"Authorization": f"token {token}"})  # noqa: S310
+        with urllib.request.urlopen(request, timeout=3) as answer:  # noqa: S310 - our own loopback URL
+            if answer.status != 200:
+                raise NotReady(f"{api} answered {answer.status}")
+        return found
+
+    return wait_for(
+        ready,
+        what=f"the notebook server in {container.name}",
+        timeout=timeout,
+        interval=0.2,
+        max_interval=1.0,
+        error=StartupTimeout,
+        hint=f"`docker logs {container.name}` shows why",
+    )
+
+
+def find(runtime: Any, name: str) -> Notebook | None:
+    """The notebook beside cluster ``name``, if one runs."""
+    if not _supports(runtime):
+        return None
+    from clusterkit.engine import docker_client
+
+    wanted = {"label": labels.selector(cluster=name, role=ROLE)}
+    for container in docker_client().containers.list(filters=wanted):
+        found = _describe(container)
+        if found is not None:
+            return found
+    return None
+
+
+# -- inside the notebook container ---------------------------------------------------------------
+
+
+def serve_argv(settings_dir: str) -> list[str]:
+    """The JupyterLab command line inside the container."""
+    return [
+        "jupyter",
+        "lab",
+        "--ip=0.0.0.0",
+        f"--port={PORT}",
+        "--no-browser",
+        f"--ServerApp.root_dir={WORKDIR}",
+        f"--LabApp.app_settings_dir={settings_dir}",
+        # No news or update checks against the internet from inside the cluster network.
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabApp.news_url=",
+    ]
+
+
+def serve() -> None:
+    """The notebook container's main process: JupyterLab, with the Dask panes on the cluster's dashboard.
+
+    The dask-labextension fetches the dashboard from the server side (it
+    proxies it), so its default URL is the dashboard on the cluster network;
+    ``client.dashboard_link`` in a notebook is the one a browser here opens.
+    """
+    import json
+    import os
+    import tempfile
+
+    from clusterkit import client_env
+
+    here = client_env.target()
+    settings = tempfile.mkdtemp(prefix="clusterkit-lab-settings-")
+    overrides = {}
+    if here is not None and here.backend == "dask" and here.dashboard_url:
+        overrides["dask-labextension:plugin"] = {"defaultURL": here.dashboard_url}
+    with open(os.path.join(settings, "overrides.json"), "w") as f:
+        json.dump(overrides, f)
+    argv = serve_argv(settings)
+    os.execvp(argv[0], argv)  # noqa: S606 - the container's main process becomes the server
+
+
+if __name__ == "__main__":
+    serve()

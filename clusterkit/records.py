@@ -1,0 +1,165 @@
+"""What this machine remembers about a cluster between commands, and who owns it.
+
+One small JSON file per cluster, ``<run dir>/.records/<name>.json`` (the run
+dir of :func:`clusterkit.runtimes.local.run_root`), written by ``up``,
+``scale`` and the reconciler:
+
+- ``wanted``: the worker count the spec or the last ``scale`` asks for (what
+  ``status`` compares with, and what the reconciler restores);
+- ``owner``: the process that ran ``up`` (PID and start time), ``ready``:
+  whether that ``up`` finished, ``held``: whether the owner keeps the cluster
+  for its whole life (a Python ``Cluster``, a pytest session) rather than
+  only until it is ready (``clusterkit up``);
+- ``restarts``: nodes the kit started again, by name;
+- ``stopping``: ``down`` has begun (a reconciler must not start anything now);
+- ``supervisor``: the detached reconciler ``clusterkit up`` leaves running.
+
+Every resource ``up`` creates also carries the owner as labels
+(:func:`owner_labels`), so :func:`orphaned` (``clusterkit gc``) can tell a
+cluster whose ``up`` was killed (SIGKILL, a closed terminal) from one that
+started and is simply running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from clusterkit import labels
+
+#: When the owning process started (with ``labels.SESSION_PID``: a recycled PID is not the owner).
+OWNER_STARTED = "clusterkit.session-started"
+
+
+def directory() -> Path:
+    from clusterkit.runtimes.local import run_root
+
+    return run_root() / ".records"  # a cluster name cannot start with "."
+
+
+def _path(name: str) -> Path:
+    return directory() / f"{name}.json"
+
+
+def load(name: str) -> dict[str, Any]:
+    """The record of cluster ``name``, or ``{}`` if this machine has none."""
+    try:
+        return json.loads(_path(name).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+_LOCKS: dict[str, Any] = {}
+
+
+@contextmanager
+def locked(name: str, timeout: float = 30) -> Iterator[None]:
+    """Hold the cluster's lock: one repair or record change at a time, across processes and threads.
+
+    Re-entrant in one thread (a repair records the restarts it made); ``filelock.Timeout``
+    (a ``TimeoutError``) when another holder keeps it longer than ``timeout``.
+    """
+    from filelock import FileLock
+
+    directory().mkdir(parents=True, exist_ok=True)
+    path = str(directory() / f"{name}.lock")
+    lock = _LOCKS.get(path)
+    if lock is None:
+        lock = _LOCKS.setdefault(path, FileLock(path))  # one object per file: nesting works
+    with lock.acquire(timeout=timeout):
+        yield
+
+
+def update(name: str, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the record (atomically, under the cluster's lock); returns it."""
+    with locked(name):
+        return _write(name, {**load(name), **changes})
+
+
+def _write(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    path = _path(name)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    tmp.replace(path)
+    return record
+
+
+def count_restart(name: str, node: str) -> None:
+    """Remember that the kit started node ``node`` again (``status`` shows restart counts)."""
+    with locked(name):
+        record = load(name)
+        restarts = dict(record.get("restarts") or {})
+        restarts[node] = int(restarts.get(node, 0)) + 1
+        _write(name, {**record, "restarts": restarts})
+
+
+def forget(name: str) -> None:
+    """Remove the record (the cluster is gone)."""
+    for path in (_path(name), directory() / f"{name}.lock", directory() / f"{name}.supervisor.log"):
+        path.unlink(missing_ok=True)
+
+
+# -- owners -------------------------------------------------------------------------
+
+
+def process_start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def owner(pid: int | None = None) -> dict[str, Any]:
+    """``{"pid", "started"}`` of this process (or of ``pid``)."""
+    pid = pid or os.getpid()
+    return {"pid": pid, "started": process_start_time(pid)}
+
+
+def owner_labels(pid: int | None = None) -> dict[str, str]:
+    """The labels that name the owning process on every container and network ``up`` creates."""
+    found = owner(pid)
+    started = found["started"]
+    return {
+        labels.SESSION_PID: str(found["pid"]),
+        **({OWNER_STARTED: f"{started:.3f}"} if started is not None else {}),
+    }
+
+
+def alive(pid: int, started: float | None) -> bool:
+    """Is process ``pid`` still the one that started at ``started``?"""
+    now = process_start_time(int(pid))
+    return now is not None and (started is None or abs(now - float(started)) < 1.0)
+
+
+def owner_alive(found: Mapping[str, str]) -> bool:
+    """Is the owner named by a resource's labels still running? (No owner label: yes.)"""
+    pid = found.get(labels.SESSION_PID)
+    if pid is None:
+        return True
+    started = found.get(OWNER_STARTED)
+    return alive(int(pid), float(started) if started else None)
+
+
+def orphaned(
+    name: str, resource_labels: Mapping[str, str], complete: Callable[[], bool] = lambda: False
+) -> bool:
+    """Was cluster ``name`` left by an owner that died before it was done with it?
+
+    True when the owner named by the labels is gone and either its ``up``
+    never finished, or it held the cluster for its whole life (a test
+    session). A cluster ``clusterkit up`` brought up and then left running
+    is not an orphan; nor is one this machine has no record of (another run
+    dir) that is ``complete`` (healthy): ``gc`` never removes a working cluster.
+    """
+    if owner_alive(resource_labels):
+        return False
+    record = load(name)
+    if not record:
+        return not complete()
+    return not record.get("ready") or bool(record.get("held"))

@@ -1,0 +1,370 @@
+"""Swarm runtime: a spec rendered to a stack file (:mod:`clusterkit.render.stack`) and deployed
+with ``docker stack deploy`` on the swarm this engine manages.
+
+Secure by default: a published port on a swarm is open on every interface of
+the node, so a cluster without ``security:`` gets ``tls`` here (mutual TLS for
+Dask, an authentication secret and RPC encryption for Spark; the material is
+made per deployment and handed to the nodes as swarm secrets). The dashboard
+is forwarded to 127.0.0.1 of this machine by a small container on the
+cluster's overlay network (:mod:`clusterkit.forward`), and nowhere else.
+Images reach every node with no registry (:mod:`clusterkit.images.push`);
+the deploy never asks a registry (``--resolve-image never``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+from typing import Any
+
+import yaml
+from docker.errors import APIError
+
+from clusterkit import labels, security
+from clusterkit.backends import get_backend
+from clusterkit.backends.base import ensure_port_free
+from clusterkit.engine import docker_client
+from clusterkit.errors import (
+    ClusterNotFound,
+    EngineUnavailable,
+    NodeStartError,
+    SwarmUnavailable,
+)
+from clusterkit.health import EXITED, RESTARTING, RUNNING, NodeState
+from clusterkit.progress import Progress
+from clusterkit.render import stack
+from clusterkit.render.compose import project_name
+from clusterkit.runtimes.base import Runtime
+from clusterkit.runtimes.containers import node_image, require_image
+from clusterkit.spec import ClusterSpec
+from clusterkit.status import ClusterStatus
+from clusterkit.waiting import NotReady, wait_for
+
+RUNTIME = "swarm"
+#: Task states after which a task will not run again.
+_ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+
+
+class SwarmRuntime(Runtime):
+    """Clusters as stacks ``clusterkit-<name>`` on the swarm this engine manages."""
+
+    name = RUNTIME
+
+    def __init__(self) -> None:
+        self._docker: Any = None
+
+    @property
+    def docker(self) -> Any:
+        if self._docker is None:
+            self._docker = docker_client()
+        return self._docker
+
+    def _node_id(self) -> str:
+        """This engine's node ID; ``SwarmUnavailable`` unless it is a swarm manager."""
+        swarm = self.docker.info().get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active":
+            raise SwarmUnavailable(
+                "this Docker engine is not part of a swarm; run `docker swarm init` (or join one, on a "
+                "manager), or choose another runtime (`--runtime compose`)"
+            )
+        if not swarm.get("ControlAvailable"):
+            raise SwarmUnavailable(
+                "this Docker engine is a swarm worker, not a manager; run clusterkit on a manager node "
+                "(`docker node ls` there lists them)"
+            )
+        return str(swarm["NodeID"])
+
+    def _filters(self, name: str | None = None, role: str | None = None) -> dict[str, list[str]]:
+        wanted = {"runtime": RUNTIME}
+        if name:
+            wanted["cluster"] = name
+        if role:
+            wanted["role"] = role
+        return {"label": labels.selector(**wanted)}
+
+    def _services(self, name: str | None = None, role: str | None = None) -> list[Any]:
+        return self.docker.services.list(filters=self._filters(name, role))
+
+    def _service(self, name: str, role: str) -> Any:
+        found = self._services(name, role)
+        if not found:
+            raise ClusterNotFound(
+                f"no swarm cluster named {name!r}; start one with `clusterkit up --runtime swarm`"
+            )
+        return found[0]
+
+    def _tasks(self, name: str, role: str | None = None) -> list[dict[str, Any]]:
+        tasks = []
+        for service in self._services(name, role):
+            role_of = service.attrs["Spec"]["Labels"].get(labels.ROLE, "")
+            tasks += [{**t, "_role": role_of} for t in service.tasks()]
+        return tasks
+
+    def _node_names(self) -> dict[str, str]:
+        """Node ID -> how status shows it: the host name, with the ID where host names repeat."""
+        nodes = {n.id: n.attrs["Description"]["Hostname"] for n in self.docker.nodes.list()}
+        repeated = {h for h in nodes.values() if list(nodes.values()).count(h) > 1}
+        return {i: f"{h}/{i[:8]}" if h in repeated else h for i, h in nodes.items()}
+
+    # -- finding -----------------------------------------------------------------------
+
+    def clusters(self) -> list[str]:
+        try:
+            found = self._services(role="scheduler")
+        except EngineUnavailable:
+            return []
+        except APIError as e:
+            if e.status_code == 503:  # an engine that is no swarm manager
+                return []
+            raise
+        return sorted({s.attrs["Spec"]["Labels"][labels.CLUSTER] for s in found})
+
+    def spec_of(self, name: str) -> ClusterSpec:
+        record = self._service(name, "scheduler").attrs["Spec"]["Labels"][labels.SPEC]
+        return ClusterSpec.from_record(json.loads(record))
+
+    def worker_names(self, name: str) -> list[str]:
+        running = [t for t in self._tasks(name, "worker") if t["Status"]["State"] == "running"]
+        running.sort(key=lambda t: t["CreatedAt"])
+        return [t["Status"]["ContainerStatus"]["ContainerID"][:12] for t in running]  # the host name
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self._node_id()
+        except SwarmUnavailable:
+            return False
+        return bool(
+            self._services(name)
+            or self.docker.networks.list(filters=self._filters(name))
+            or self.docker.secrets.list(filters=self._filters(name))
+            or self._forwarders(name)
+        )
+
+    # -- starting --------------------------------------------------------------------------
+
+    def up(self, spec: ClusterSpec, **options: Any) -> ClusterStatus:
+        """As every runtime, with ``security: tls`` unless the spec says otherwise."""
+        return super().up(spec.replace(security=spec.security or "tls"), **options)
+
+    def _preflight(self, spec: ClusterSpec) -> None:
+        self._node_id()
+        require_image(spec)
+        host_mode = get_backend(spec.backend).listens_on_all_interfaces  # else forwarded
+        ensure_port_free("0.0.0.0" if host_mode else "127.0.0.1", spec.scheduler_port, "scheduler")
+        ensure_port_free("127.0.0.1", spec.dashboard_port, "dashboard")
+        if spec.bind_address not in ("127.0.0.1", "0.0.0.0"):
+            raise SwarmUnavailable(
+                f"bind_address {spec.bind_address}: a swarm publishes the scheduler port on every interface "
+                "of its node; leave bind_address out (the dashboard stays on 127.0.0.1)"
+            )
+
+    def _prepare(self, spec: ClusterSpec, progress: Progress) -> str | None:
+        from clusterkit.images.push import push
+
+        image = node_image(spec, progress)
+        push(self.docker, image, progress)
+        return image
+
+    def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:
+        assert image is not None
+        deployment = secrets.token_hex(3)  # swarm secrets cannot change: each deployment has its own
+        if security.secured(spec):
+            material = security.Material.create(spec.name)
+            security.save(material)
+            names = stack.secret_names(spec.name, deployment)
+            secret_labels = labels.cluster_labels(spec.name, spec.backend, RUNTIME)
+            for file, data in material.files().items():
+                if file in names:
+                    self.docker.secrets.create(name=names[file], data=data, labels=secret_labels)
+        document = stack.render(spec, image, deployment, scheduler_node=self._node_id())
+        argv = ["docker", "stack", "deploy", "--resolve-image", "never", "-c", "-", project_name(spec.name)]
+        result = subprocess.run(
+            argv,
+            input=yaml.safe_dump(document, sort_keys=False),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()
+            raise NodeStartError(
+                f"`docker stack deploy` of cluster {spec.name!r} failed: {detail[-1] if detail else result.returncode}"
+            )
+        self._start_forwarder(spec, image)
+
+    def _start_forwarder(self, spec: ClusterSpec, image: str) -> None:
+        """The dashboard (and a scheduler port the stack does not publish) on 127.0.0.1 of this
+        machine only, through the overlay network."""
+        ports = [spec.dashboard_port]
+        if not get_backend(spec.backend).listens_on_all_interfaces:
+            ports.append(spec.scheduler_port)
+        command = ["python", "-m", "clusterkit.forward"]
+        for port in ports:
+            command += [str(port), f"{stack.SCHEDULER_HOST}:{port}"]
+        self.docker.containers.run(
+            image,
+            command,
+            name=f"{project_name(spec.name)}-forwarder",
+            detach=True,
+            network=project_name(spec.name),
+            ports={f"{port}/tcp": ("127.0.0.1", port) for port in ports},
+            labels=labels.cluster_labels(spec.name, spec.backend, RUNTIME, "forwarder"),
+            restart_policy={"Name": "unless-stopped"},
+        )
+
+    def _forwarders(self, name: str) -> list[Any]:
+        return self.docker.containers.list(all=True, filters=self._filters(name, "forwarder"))
+
+    def _scale_to(self, name: str, replicas: int) -> None:
+        # The CLI changes the replica count only (the SDK's Service.scale re-sends a partial
+        # spec, which rolls every task).
+        service = self._service(name, "worker").name
+        argv = ["docker", "service", "scale", "--detach", f"{service}={max(0, replicas)}"]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise NodeStartError(
+                f"`docker service scale` of cluster {name!r} failed: {result.stderr.strip()}"
+            )
+
+    def _reconcile(self, name: str, count: int) -> None:
+        self._scale_to(name, count)  # the swarm starts or stops tasks until that many run
+
+    def _add_workers(self, name: str, count: int) -> None:
+        self._scale_to(name, self.wanted_workers(name) + count)
+
+    def _remove_workers(self, name: str, workers: list[str]) -> None:
+        # A swarm picks which tasks stop; the scheduler has retired the chosen workers already.
+        self._scale_to(name, self.wanted_workers(name) - len(workers))
+
+    def heal(self, name: str) -> list[str]:
+        """Nothing to do: the swarm replaces an ended task itself (``restart_policy: any``)."""
+        return []
+
+    def wanted_workers(self, name: str) -> int:
+        """The worker service's replica count: the swarm keeps it (the last ``scale``)."""
+        return int(self._service(name, "worker").attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
+
+    def nodes(self, name: str) -> list[NodeState]:
+        """One node per task slot the swarm keeps: its newest task, with the slot's earlier ends as restarts."""
+        hosts = self._node_names()
+        slots: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for task in self._tasks(name):
+            slots.setdefault((task["_role"], int(task.get("Slot") or 0)), []).append(task)
+        found = []
+        for (role, slot), tasks in sorted(slots.items()):
+            tasks.sort(key=lambda t: t["CreatedAt"])
+            newest = tasks[-1]
+            if newest["DesiredState"] != "running":
+                continue  # a slot scaled away
+            state = newest["Status"]["State"]
+            container = newest["Status"].get("ContainerStatus") or {}
+            found.append(
+                NodeState(
+                    role,
+                    f"{project_name(name)}_{role}.{slot}",
+                    RUNNING if state == "running" else (EXITED if state in _ENDED else RESTARTING),
+                    exit_code=container.get("ExitCode") if state != "running" else None,
+                    restarts=len(tasks) - 1,
+                    where=hosts.get(newest.get("NodeID", ""), ""),
+                    detail=newest["Status"].get("Err", ""),
+                )
+            )
+        return found
+
+    # -- explaining -------------------------------------------------------------------------
+
+    def _check(self, name: str) -> None:
+        rejected = [t for t in self._tasks(name) if t["Status"]["State"] == "rejected"]
+        if rejected:
+            raise NodeStartError(f"cluster {name!r}: the swarm rejected a task\n" + self._diagnose(name))
+
+    def _diagnose(self, name: str) -> str:
+        nodes = self._node_names()
+        lines = []
+        for task in self._tasks(name):
+            state, desired = task["Status"]["State"], task["DesiredState"]
+            if state == "running" or (
+                state in _ENDED and desired != "running" and not task["Status"].get("Err")
+            ):
+                continue
+            where = nodes.get(task.get("NodeID", ""), "no node")
+            error = task["Status"].get("Err") or task["Status"].get("Message", "")
+            lines.append(f"  {task['_role']} task on {where}: {state} ({error})")
+        for service in self._services(name):
+            tail = self._service_logs(service.name, 8)
+            if tail.strip():
+                lines.append(f"  last log lines of {service.name}:")
+                lines += [f"    {line}" for line in tail.rstrip().splitlines()]
+        return "\n".join(lines)
+
+    def _service_logs(self, service: str, tail: int) -> str:
+        result = subprocess.run(
+            ["docker", "service", "logs", "--no-task-ids", "--tail", str(tail), service],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return result.stdout + result.stderr
+
+    def status(self, name: str, **options: Any) -> ClusterStatus:
+        """As every runtime, and on which swarm node each worker runs."""
+        import dataclasses
+
+        found = super().status(name, **options)
+        nodes = self._node_names()
+        where: dict[str, str] = {}
+        for task in self._tasks(name, "worker"):
+            for attachment in task.get("NetworksAttachments") or []:
+                for address in attachment.get("Addresses") or []:
+                    where[address.split("/")[0]] = nodes.get(task.get("NodeID", ""), "")
+        workers = tuple(
+            dataclasses.replace(w, node=where.get(w.address.split("://")[-1].rsplit(":", 1)[0]))
+            for w in found.workers
+        )
+        return dataclasses.replace(found, workers=workers)
+
+    def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
+        for svc in self._services(name, service):
+            argv = ["docker", "service", "logs", "--tail", str(tail), *(["-f"] if follow else []), svc.name]
+            subprocess.run(argv, check=False)
+
+    # -- removing ---------------------------------------------------------------------------
+
+    def _teardown(self, name: str, volumes: bool = False) -> None:
+        """Services, then (once their tasks are gone) the network and the secrets; all by label.
+
+        ``docker stack rm`` returns before the network is removed; this waits until it is.
+        """
+        for container in self._forwarders(name):
+            container.remove(force=True)
+        services = self._services(name)
+        for service in sorted(
+            services, key=lambda s: s.attrs["Spec"]["Labels"].get(labels.ROLE) == "scheduler"
+        ):
+            service.remove()
+
+        def gone() -> None:
+            left = self.docker.containers.list(all=True, filters=self._filters(name))
+            if left:
+                raise NotReady(f"{len(left)} task containers still here")
+            for network in self.docker.networks.list(filters=self._filters(name)):
+                try:
+                    network.remove()
+                except APIError as e:  # in use until its endpoints are gone
+                    raise NotReady(f"network {network.name} still in use") from e
+            for secret in self.docker.secrets.list(filters=self._filters(name)):
+                try:
+                    secret.remove()
+                except APIError as e:  # in use until the tasks are gone
+                    raise NotReady(f"secret {secret.name} still in use") from e
+
+        try:
+            wait_for(
+                gone, what=f"swarm cluster {name!r} to be removed", timeout=60, interval=0.2, max_interval=1
+            )
+        finally:
+            security.forget(name)
+
+
+__all__ = ["SwarmRuntime"]

@@ -1,0 +1,182 @@
+"""The reconciler that keeps a running cluster at its spec, without the user acting.
+
+A container engine restarts a node that crashes or is killed by the kernel
+(OOM) under the restart policy, but not one stopped with ``docker kill`` or
+``docker stop``, and a local process has no policy at all. A
+:class:`Supervisor` closes that gap: every ``interval`` seconds it runs
+:meth:`Runtime.heal <clusterkit.runtimes.base.Runtime.heal>` (start an ended
+scheduler or worker again, add the workers that are gone) until the cluster
+is removed. It runs
+
+- as a thread inside a Python ``Cluster`` (and so in the pytest plugin's clusters);
+- detached, for a cluster ``clusterkit up`` leaves running (``--no-supervise`` opts
+  out), recorded in the cluster's record so ``down`` stops it;
+- in the foreground with ``clusterkit up --watch``, printing each repair.
+
+Repairs of one cluster never overlap: they hold the cluster's lock
+(:func:`clusterkit.records.locked`), so several supervisors (a ``Cluster`` attached
+to a cluster ``clusterkit up`` started) take turns.
+
+    python -m clusterkit.supervisor --runtime compose --name dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+#: Seconds between two looks at the cluster.
+INTERVAL = 1.0
+
+
+def _say(line: str) -> None:
+    print(f"clusterkit: {line}", file=sys.stderr, flush=True)
+
+
+class Supervisor:
+    """Heal cluster ``name`` on ``runtime`` every ``interval`` seconds until it is removed.
+
+    >>> supervisor = Supervisor(runtime, "dask").start()  # doctest: +SKIP
+    >>> supervisor.stop()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        runtime: Any,
+        name: str,
+        *,
+        interval: float = INTERVAL,
+        report: Callable[[str], None] = _say,
+    ) -> None:
+        self.runtime = runtime
+        self.name = name
+        self.interval = interval
+        self.report = report
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Supervisor:
+        """Run in a daemon thread; returns self."""
+        self._thread = threading.Thread(
+            target=self.run, name=f"clusterkit-supervisor-{self.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop looking (a repair in progress finishes first)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """Heal until :meth:`stop` or until the cluster is gone or being removed."""
+        from clusterkit import records
+        from clusterkit.errors import ClusterKitError, ClusterNotFound
+
+        failing = ""
+        while not self._stop.wait(self.interval):
+            try:
+                if records.load(self.name).get("stopping") or not self.runtime._exists(self.name):
+                    return
+                for line in self.runtime.heal(self.name):
+                    self.report(f"cluster {self.name!r}: {line}")
+                failing = ""
+            except ClusterNotFound:
+                return
+            except (ClusterKitError, OSError) as e:  # the engine hiccups: say so once, keep going
+                if str(e) != failing:
+                    self.report(f"cluster {self.name!r}: could not repair: {e}")
+                failing = str(e)
+
+
+def spawn_detached(runtime: str, name: str) -> int:
+    """Start ``python -m clusterkit.supervisor`` in its own session for cluster ``name``; returns its PID.
+
+    It writes to ``<run dir>/.records/<name>.supervisor.log`` and is recorded
+    in the cluster's record, so ``down`` stops it and ``status`` shows it.
+    """
+    from clusterkit import records
+
+    log_path = records.directory() / f"{name}.supervisor.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clusterkit.supervisor", "--runtime", runtime, "--name", name],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a closed terminal (SIGHUP) does not end it
+        )
+    records.update(name, supervisor=records.owner(proc.pid))
+    return proc.pid
+
+
+def stop_detached(name: str, timeout: float = 10) -> None:
+    """Stop the detached supervisor of cluster ``name``, if it runs (recorded PID and start time)."""
+    from clusterkit import records
+    from clusterkit.errors import StartupTimeout
+    from clusterkit.waiting import NotReady, wait_for
+
+    found = records.load(name).get("supervisor") or {}
+    pid, started = found.get("pid"), found.get("started")
+    if not pid or not records.alive(int(pid), started):
+        return
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return
+
+    def gone() -> None:
+        if records.alive(int(pid), started):
+            _reap(int(pid))
+            raise NotReady(f"supervisor pid {pid} still running")
+
+    try:
+        wait_for(gone, what="the supervisor to stop", timeout=timeout, interval=0.05, max_interval=0.2)
+    except StartupTimeout:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _reap(pid: int) -> None:
+    """Collect an exited child (a supervisor started by this process) so it is not a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m clusterkit.supervisor", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--interval", type=float, default=INTERVAL)
+    args = parser.parse_args(argv)
+    from clusterkit.runtimes import get_runtime
+
+    supervisor = Supervisor(get_runtime(args.runtime), args.name, interval=args.interval)
+
+    def stop(signum: int, _: Any) -> None:
+        supervisor._stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    _say(f"supervising cluster {args.name!r} ({args.runtime}), pid {os.getpid()}")
+    supervisor.run()
+    _say(f"stopped supervising cluster {args.name!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

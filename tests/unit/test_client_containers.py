@@ -1,0 +1,172 @@
+"""Client containers without an engine: the environment contract, container options, shipped code."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pytest
+
+from clusterkit import client_env, jobs, notebook, workdir
+from clusterkit.client_env import ClientPlace
+from clusterkit.errors import InvalidValue
+from clusterkit.spec import resolve_spec
+
+
+def place(backend: str = "dask", **changes) -> ClientPlace:
+    fields = {
+        "cluster": "c1",
+        "backend": backend,
+        "image": "sha256:abc",
+        "network": "clusterkit-c1",
+        "scheduler_host": "scheduler",
+        "scheduler_port": 8786 if backend == "dask" else 7077,
+        "dashboard_port": 8787 if backend == "dask" else 8080,
+        "labels": {"clusterkit.project": "clusterkit", "clusterkit.cluster": "c1"},
+        "dashboard_link": "http://127.0.0.1:9999/status",
+        **changes,
+    }
+    return ClientPlace(**fields)
+
+
+def test_dask_environment_names_the_scheduler_and_reads_back():
+    env = client_env.environment(place(env={"MY_SETTING": "1"}))
+    assert env["DASK_SCHEDULER_ADDRESS"] == "tcp://scheduler:8786"
+    assert env["CLUSTERKIT_DASHBOARD_URL"] == "http://scheduler:8787"
+    assert env["DASK_DISTRIBUTED__DASHBOARD__LINK"] == "http://127.0.0.1:9999/status"
+    assert env["MY_SETTING"] == "1", "clients get the spec's env as the nodes do"
+    assert "clusterkit.workdir" in env["DASK_DISTRIBUTED__CLIENT__PRELOAD"]
+    here = client_env.target(env)
+    assert (here.cluster, here.backend, here.address, here.secured) == (
+        "c1",
+        "dask",
+        env[client_env.DASK_ADDRESS],
+        False,
+    )
+    assert here.dashboard_port == 8787
+
+
+def test_spark_environment_and_secured_clusters():
+    env = client_env.environment(place("spark", secured=True))
+    assert env["SPARK_MASTER"] == "spark://scheduler:7077"
+    here = client_env.target(env)
+    assert here.backend == "spark" and here.secured
+    assert here.spark_secret_file.startswith(client_env.CREDENTIALS_DIR)
+    tls = client_env.environment(place(secured=True))
+    assert tls["DASK_SCHEDULER_ADDRESS"].startswith("tls://")
+    assert tls["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"].startswith(client_env.CREDENTIALS_DIR)
+    assert client_env.target(tls).secured
+
+
+def test_outside_a_client_container_there_is_no_target():
+    assert client_env.target({}) is None
+    assert client_env.target({"DASK_SCHEDULER_ADDRESS": "tcp://x:1"}) is None, "not without the cluster name"
+
+
+def test_container_options_map_the_caller_and_keep_the_container_small():
+    options = jobs.container_options(
+        place(),
+        ["python", "job.py"],
+        role=jobs.JOB,
+        name="n",
+        user=(4321, 4321),
+        mounts=[jobs.Mount("/home/me/project", client_env.WORKDIR)],
+        env={"EXTRA": "x"},
+    )
+    assert options["user"] == "4321:4321"
+    assert options["environment"]["HOME"] == "/tmp", "the image's home belongs to uid 1000"
+    assert options["environment"]["EXTRA"] == "x"
+    assert options["labels"]["clusterkit.cluster"] == "c1" and options["labels"]["clusterkit.role"] == "job"
+    assert options["network"] == "clusterkit-c1" and options["image"] == "sha256:abc"
+    assert options["cap_drop"] == ["ALL"] and "no-new-privileges" in options["security_opt"]
+    (mount,) = options["mounts"]
+    assert (mount["Source"], mount["Target"], mount["ReadOnly"]) == ("/home/me/project", "/work", True)
+    assert "ports" not in options, "a job publishes nothing"
+    image_user = jobs.container_options(place(), ["true"], role=jobs.JOB, name="n", user=(1000, 1000))
+    assert "HOME" not in image_user["environment"]
+
+
+def test_no_container_runs_as_root():
+    uid, _ = jobs.client_user()
+    assert uid != 0
+
+
+def test_output_folder_inside_the_current_folder_keeps_its_relative_path(tmp_path):
+    host, target = jobs._output_mount(tmp_path, tmp_path / "results")
+    assert (host, target) == (tmp_path / "results", "/work/results") and host.is_dir()
+    outside = tmp_path.parent / f"{tmp_path.name}-out"
+    assert jobs._output_mount(tmp_path, outside)[1] == jobs.OUTPUT_DIR
+    with pytest.raises(InvalidValue, match="read-only"):
+        jobs._output_mount(tmp_path, tmp_path)
+
+
+def test_what_a_root_job_wrote_is_merged_into_the_output_folder(tmp_path):
+    stage, out = tmp_path / "stage", tmp_path / "out"
+    (stage / "sub").mkdir(parents=True)
+    (out / "sub").mkdir(parents=True)
+    (stage / "new.txt").write_text("new")
+    (stage / "sub" / "b.txt").write_text("b")
+    (out / "sub" / "a.txt").write_text("a")
+    (out / "new.txt").write_text("old")
+    jobs._hand_back(stage, out)
+    assert (out / "new.txt").read_text() == "new"
+    assert sorted(p.name for p in (out / "sub").iterdir()) == ["a.txt", "b.txt"]
+    assert (out / "sub" / "b.txt").stat().st_uid == os.getuid()
+
+
+def test_workdir_archive_holds_the_programs_modules_only(tmp_path):
+    (tmp_path / "job.py").write_text("import helper\n")
+    (tmp_path / "helper.py").write_text("X = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "data.csv").write_text("a,b\n")
+    for skipped in (".git", "__pycache__", "venv"):
+        (tmp_path / skipped).mkdir()
+        (tmp_path / skipped / "x.py").write_text("")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("")
+    filename, data, names = workdir.archive(str(tmp_path))
+    assert filename.startswith(workdir.NAME) and filename.endswith(".zip")
+    assert names == ["helper", "job", "pkg"]
+    path = tmp_path / filename
+    path.write_bytes(data)
+    assert sorted(zipfile.ZipFile(path).namelist()) == ["helper.py", "job.py", "pkg/__init__.py"]
+    (tmp_path / "helper.py").write_text("X = 2\n")
+    assert workdir.archive(str(tmp_path))[0] != filename, "a new version is a new file on the nodes"
+    assert workdir.archive(str(tmp_path / "pkg" / "..")) is not None
+    (tmp_path / "empty").mkdir()
+    assert workdir.archive(str(tmp_path / "empty")) is None
+
+
+def test_installing_the_workdir_forgets_modules_of_an_earlier_job(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "ck_unit_helper.py").write_text("VALUE = 1\n")
+    filename, data, names = workdir.archive(str(tmp_path / "src"))
+    workdir._install(str(tmp_path), filename, data, names)
+    import ck_unit_helper
+
+    assert ck_unit_helper.VALUE == 1
+    (tmp_path / "src" / "ck_unit_helper.py").write_text("VALUE = 2\n")
+    workdir._install(str(tmp_path), *workdir.archive(str(tmp_path / "src")))
+    import ck_unit_helper as again
+
+    assert again.VALUE == 2
+    sys.modules.pop("ck_unit_helper", None)
+
+
+def test_the_notebook_is_a_spec_field():
+    assert resolve_spec(overrides={"notebook": "true"}, environ={}).notebook is True
+    assert resolve_spec(environ={"CLUSTERKIT_NOTEBOOK": "1"}).notebook is True
+    assert resolve_spec(environ={}).notebook is False
+    with pytest.raises(InvalidValue, match="notebook"):
+        resolve_spec(overrides={"notebook": "maybe"}, environ={})
+
+
+def test_the_notebook_server_never_phones_home_and_serves_the_working_folder():
+    argv = notebook.serve_argv("/tmp/settings")
+    assert "--ServerApp.root_dir=/work" in argv
+    assert "--LabApp.app_settings_dir=/tmp/settings" in argv
+    assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in argv
+    assert not any("token" in a.lower() for a in argv), "the token comes from the environment, not argv"
