@@ -6,6 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 BACKEND ?= dask
+RUNTIME ?=
 WORKERS ?= 2
 NAME ?= $(BACKEND)
 PYTEST_ARGS ?=
@@ -48,9 +49,9 @@ images: venv tools ## Build the base and node images that are missing or stale (
 	$(BIN)/clusterkit image build
 
 .PHONY: up
-up: venv ## Start a cluster (BACKEND=dask|spark WORKERS=N) and print its status
+up: venv ## Start a cluster (BACKEND=dask|spark WORKERS=N RUNTIME=compose|local|swarm) and print its status
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; fi
-	$(BIN)/clusterkit up --backend $(BACKEND) --workers $(WORKERS) --name $(NAME)
+	$(BIN)/clusterkit up --backend $(BACKEND) --workers $(WORKERS) --name $(NAME) $(if $(RUNTIME),--runtime $(RUNTIME))
 
 .PHONY: down
 down: venv ## Stop the cluster NAME (default: BACKEND) and remove what it started

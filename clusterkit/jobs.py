@@ -163,6 +163,7 @@ def run(
     place = place_of(name, runtime)
     user = client_user()
     folder = Path(folder or Path.cwd()).resolve()
+    check_readable(folder, user)
     variables = dict(env or {})
     with contextlib.ExitStack() as stack:
         mounts = [Mount(str(folder), WORKDIR, read_only=True)]
@@ -204,6 +205,19 @@ def shell(name: str | None, *, runtime: str | None = None, folder: str | None = 
 
 
 # -- folders and credentials -----------------------------------------------------------------
+
+
+def check_readable(folder: Path, user: tuple[int, int]) -> None:
+    """Refuse a folder the container's user could not read (root's 0700 folders, for uid 1000)."""
+    info = folder.stat()
+    if info.st_uid == user[0] or info.st_mode & 0o005 == 0o005:
+        return
+    if info.st_gid == user[1] and info.st_mode & 0o050 == 0o050:
+        return
+    raise ClientStartError(
+        f"the client container runs as uid {user[0]} (never as root) and cannot read {folder} "
+        f"(mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}); `chmod o+rx` it or run from another folder"
+    )
 
 
 def _output_mount(folder: Path, output: Path) -> tuple[Path, str]:

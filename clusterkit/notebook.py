@@ -86,6 +86,7 @@ def start(
     place = runtime.client_place(name)
     user = jobs.client_user()
     folder = str(Path(folder or Path.cwd()).resolve())
+    jobs.check_readable(Path(folder), user)
     mounts = [jobs.Mount(folder, WORKDIR, read_only=False)]
     if place.secured:
         mounts += jobs.credential_mounts(place, user)

@@ -65,6 +65,26 @@ def spark_env(work_dir: str | None = None) -> dict[str, str]:
     return env
 
 
+def stop_session(session: Any, timeout: float = 60) -> None:
+    """``session.stop()`` with a deadline (see :meth:`SparkBackend.close`)."""
+    import threading
+    import warnings
+
+    watch = getattr(session, "_clusterkit_watch", None)
+    if watch is not None:
+        watch.stop()
+    stopper = threading.Thread(target=session.stop, name="clusterkit-spark-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    if stopper.is_alive():
+        warnings.warn(
+            f"the Spark session did not stop within {timeout:.0f}s (its cluster does not answer); "
+            "the driver ends with this process",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def session_usable(session: Any) -> bool:
     """False once ``session`` is stopped or its master lost it (then make a new one)."""
     return usable(session)
@@ -350,11 +370,13 @@ class SparkBackend(Backend):
         self._ui_url = f"http://{format_host(host)}:{ui_port or self.dashboard_port}"
         return session
 
-    def close(self, connection: Any) -> None:
-        watch = getattr(connection, "_clusterkit_watch", None)
-        if watch is not None:
-            watch.stop()
-        connection.stop()
+    def close(self, connection: Any, timeout: float = 60) -> None:
+        """Stop the session, waiting at most ``timeout`` seconds.
+
+        With its cluster unreachable, ``SparkSession.stop()`` can wait minutes on
+        RPC time-outs; past the deadline the driver is left to end with this process.
+        """
+        stop_session(connection, timeout)
 
     def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
         try:

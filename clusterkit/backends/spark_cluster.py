@@ -63,7 +63,9 @@ class SparkCluster(Cluster):
     def close(self) -> None:
         """Stop the session, and remove the cluster if this object started it."""
         if self._session is not None:
-            self._session.stop()
+            from clusterkit.backends.spark import stop_session
+
+            stop_session(self._session)  # bounded: an unreachable cluster must not hang close()
             self._session = None
         self._down()
 

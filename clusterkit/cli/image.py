@@ -151,3 +151,21 @@ def image_prune(everything: bool) -> None:
 
     removed = images.prune(keep_current=not everything)
     click.echo(f"removed {len(removed)} item(s)" + (": " + ", ".join(removed) if removed else ""))
+
+
+@image.command("push")
+@click.argument("backends", nargs=-1)
+def image_push(backends: tuple[str, ...]) -> None:
+    """Send the node image(s) to every swarm node that lacks them (no registry: `docker save` into each
+    node's engine; a node's engine URL is its `clusterkit.engine` label, e.g. ssh://user@host)."""
+    from clusterkit import images
+    from clusterkit.engine import docker_client
+    from clusterkit.images.push import manager_node_id, push
+    from clusterkit.spec import BACKENDS
+
+    docker = docker_client(timeout=600)
+    manager_node_id(docker)  # before any build: a clear line where there is no swarm
+    for backend in backends or BACKENDS:
+        ref = images.ensure_image(backend, progress=_progress)
+        sent = push(docker, ref, progress=_progress)
+        click.echo(f"{ref}: sent to {', '.join(sent)}" if sent else f"{ref}: every swarm node has it")

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from clusterkit.errors import ImageError, ImageNotFound
+from clusterkit.errors import ImageError, ImageNotFound, SwarmUnavailable
 from clusterkit.progress import Event, Progress, quiet
 
 #: The node label that says how to reach a node's engine.
@@ -35,9 +35,25 @@ class Node:
         return f"{self.hostname} ({self.id[:12]})"
 
 
+def manager_node_id(docker: Any) -> str:
+    """This engine's swarm node ID; ``SwarmUnavailable`` unless it is a swarm manager."""
+    swarm = docker.info().get("Swarm") or {}
+    if swarm.get("LocalNodeState") != "active":
+        raise SwarmUnavailable(
+            "this Docker engine is not part of a swarm; run `docker swarm init` (or join one, on a "
+            "manager), or choose another runtime (`--runtime compose`)"
+        )
+    if not swarm.get("ControlAvailable"):
+        raise SwarmUnavailable(
+            "this Docker engine is a swarm worker, not a manager; run clusterkit on a manager node "
+            "(`docker node ls` there lists them)"
+        )
+    return str(swarm["NodeID"])
+
+
 def swarm_nodes(docker: Any) -> list[Node]:
     """The swarm's nodes that can run tasks (ready, active)."""
-    here = docker.info()["Swarm"]["NodeID"]
+    here = manager_node_id(docker)
     found = []
     for node in docker.nodes.list():
         attrs = node.attrs

@@ -10,6 +10,7 @@ seen them leave) are written here once.
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -152,11 +153,17 @@ class ContainerRuntime(Runtime):
         for key in (labels.SPEC, labels.ROLE):
             own.pop(key, None)
         dashboard = f"http://{published.scheduler_host}:{published.dashboard_port}"
+        # The configured network: a restarting scheduler has none attached at this moment.
+        network = scheduler.attrs["HostConfig"].get("NetworkMode") or ""
+        if network in ("", "default", "bridge"):
+            network = next(iter(scheduler.attrs["NetworkSettings"].get("Networks") or {}), "")
+        if not network:
+            raise ClusterNotFound(f"cluster {name!r} has no network to run a client in; restart it")
         return ClientPlace(
             cluster=name,
             backend=spec.backend,
             image=scheduler.attrs["Image"],
-            network=next(iter(scheduler.attrs["NetworkSettings"]["Networks"])),
+            network=network,
             scheduler_host=SCHEDULER_HOST,
             scheduler_port=spec.scheduler_port,
             dashboard_port=spec.dashboard_port,
@@ -227,14 +234,22 @@ class ContainerRuntime(Runtime):
         for c in self._containers(name):
             state = c.attrs["State"]
             health = state.get("Health", {}).get("Status", "")
-            if state["Status"] == "running" and health != "unhealthy" and not state.get("ExitCode"):
+            restarts = int(c.attrs.get("RestartCount") or 0)  # a crash loop looks "running" between crashes
+            if (
+                state["Status"] == "running"
+                and health != "unhealthy"
+                and not state.get("ExitCode")
+                and not restarts
+            ):
                 continue
             error = f" ({state['Error']})" if state.get("Error") else ""  # e.g. the image has no such program
+            again = f", restarted {restarts} times" if restarts else ""
             lines.append(
                 f"  {c.name} ({c.labels.get(labels.ROLE)}) is {state['Status']}"
-                f"{' ' + health if health else ''}, exit code {state.get('ExitCode')}{error}; last log lines:"
+                f"{' ' + health if health else ''}, exit code {state.get('ExitCode')}{error}{again}; "
+                "last log lines:"
             )
-            tail = c.logs(tail=8).decode(errors="replace").rstrip().splitlines()
+            tail = log_excerpt(c.logs(tail=200).decode(errors="replace"))
             lines += [f"    {line}" for line in tail] or ["    (empty log)"]
             probes = state.get("Health", {}).get("Log") or []
             if probes and probes[-1].get("ExitCode"):
@@ -287,6 +302,21 @@ class ContainerRuntime(Runtime):
                 _await_workers_gone(spec)
             list(pool.map(lambda c: _quietly(lambda: c.stop(timeout=STOP_TIMEOUT)), containers))
             list(pool.map(lambda c: _quietly(lambda: c.remove(v=volumes, force=True)), containers))
+
+
+def log_excerpt(text: str, lines: int = 8) -> list[str]:
+    """The last ``lines`` of a log, and the last error line above them if they miss it.
+
+    A Python crash ends with its outermost exception ("Scheduler failed to
+    start"); the cause ("ValueError: unknown address scheme ...") is further up.
+
+    >>> log_excerpt("a\\nValueError: bad scheme\\n\\nx\\ny\\nz", lines=2)
+    ['ValueError: bad scheme', '...', 'y', 'z']
+    """
+    found = text.rstrip().splitlines()
+    tail = found[-lines:]
+    errors = [line for line in found[:-lines] if re.match(r"^\w+(Error|Exception)\b.*:", line.strip())]
+    return [errors[-1].strip(), "...", *tail] if errors else tail
 
 
 def _node_state(container: Any, role: str, kit_restarts: int = 0) -> NodeState:

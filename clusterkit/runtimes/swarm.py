@@ -46,6 +46,25 @@ RUNTIME = "swarm"
 _ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
 
 
+_IPSEC_HINT = (
+    "  the overlay is encrypted (IPsec), and tasks on other nodes do not come up: IPsec between the nodes "
+    "may be unavailable here ({states}); run without --encrypted, or load the kernel's esp4 module and "
+    "allow IP protocol 50 between the nodes"
+)
+
+
+def _ipsec_states() -> str:
+    """How many IPsec security associations this machine has (an encrypted overlay makes some)."""
+    try:
+        out = subprocess.run(["ip", "xfrm", "state"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "`ip xfrm state` could not run"
+    if out.returncode != 0:
+        return f"`ip xfrm state`: {out.stderr.strip() or out.returncode}"
+    count = sum(1 for line in out.stdout.splitlines() if line.startswith("src "))
+    return f"`ip xfrm state` lists {count} security associations"
+
+
 class SwarmRuntime(Runtime):
     """Clusters as stacks ``clusterkit-<name>`` on the swarm this engine manages."""
 
@@ -62,18 +81,9 @@ class SwarmRuntime(Runtime):
 
     def _node_id(self) -> str:
         """This engine's node ID; ``SwarmUnavailable`` unless it is a swarm manager."""
-        swarm = self.docker.info().get("Swarm") or {}
-        if swarm.get("LocalNodeState") != "active":
-            raise SwarmUnavailable(
-                "this Docker engine is not part of a swarm; run `docker swarm init` (or join one, on a "
-                "manager), or choose another runtime (`--runtime compose`)"
-            )
-        if not swarm.get("ControlAvailable"):
-            raise SwarmUnavailable(
-                "this Docker engine is a swarm worker, not a manager; run clusterkit on a manager node "
-                "(`docker node ls` there lists them)"
-            )
-        return str(swarm["NodeID"])
+        from clusterkit.images.push import manager_node_id
+
+        return manager_node_id(self.docker)
 
     def _filters(self, name: str | None = None, role: str | None = None) -> dict[str, list[str]]:
         wanted = {"runtime": RUNTIME}
@@ -291,6 +301,8 @@ class SwarmRuntime(Runtime):
             where = nodes.get(task.get("NodeID", ""), "no node")
             error = task["Status"].get("Err") or task["Status"].get("Message", "")
             lines.append(f"  {task['_role']} task on {where}: {state} ({error})")
+        if self.spec_of(name).encrypted and any(t["Status"]["State"] != "running" for t in self._tasks(name)):
+            lines.append(_IPSEC_HINT.format(states=_ipsec_states()))
         for service in self._services(name):
             tail = self._service_logs(service.name, 8)
             if tail.strip():
@@ -331,6 +343,20 @@ class SwarmRuntime(Runtime):
 
     # -- removing ---------------------------------------------------------------------------
 
+    def _other_engines(self) -> list[Any]:
+        """The engines of the other swarm nodes this machine can reach (their ``clusterkit.engine`` label)."""
+        from clusterkit.errors import ImageError
+        from clusterkit.images.push import engine_client, swarm_nodes
+
+        engines = []
+        for node in swarm_nodes(self.docker):
+            if node.engine:
+                try:
+                    engines.append(engine_client(node.engine))
+                except ImageError:
+                    continue  # plain TCP without certificates: nothing to check there
+        return engines
+
     def _teardown(self, name: str, volumes: bool = False) -> None:
         """Services, then (once their tasks are gone) the network and the secrets; all by label.
 
@@ -338,6 +364,7 @@ class SwarmRuntime(Runtime):
         """
         for container in self._forwarders(name):
             container.remove(force=True)
+        engines = self._other_engines()  # a task's container on another node goes a moment later
         services = self._services(name)
         for service in sorted(
             services, key=lambda s: s.attrs["Spec"]["Labels"].get(labels.ROLE) == "scheduler"
@@ -345,9 +372,10 @@ class SwarmRuntime(Runtime):
             service.remove()
 
         def gone() -> None:
-            left = self.docker.containers.list(all=True, filters=self._filters(name))
-            if left:
-                raise NotReady(f"{len(left)} task containers still here")
+            for engine in [self.docker, *engines]:
+                left = engine.containers.list(all=True, filters=self._filters(name))
+                if left:
+                    raise NotReady(f"{len(left)} task containers still on a node")
             for network in self.docker.networks.list(filters=self._filters(name)):
                 try:
                     network.remove()

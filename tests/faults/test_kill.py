@@ -63,6 +63,13 @@ def held(request, docker_client, node_images):
         remove_cluster(docker_client, name)
 
 
+def spark_stop(session) -> None:
+    """Stop a session without hanging on a cluster that does not answer."""
+    from clusterkit.backends.spark import stop_session
+
+    stop_session(session, timeout=60)
+
+
 def containers(docker_client, name: str, role: str) -> list:
     selector = {"label": [f"clusterkit.cluster={name}", f"clusterkit.role={role}"]}
     return docker_client.containers.list(all=True, filters=selector)
@@ -127,7 +134,7 @@ def test_a_30s_computation_keeps_every_node_healthy(held, docker_client):
         if held.spec.backend == "dask":
             client.close()
         else:
-            session.stop()
+            spark_stop(session)
     assert result.get("total") == pytest.approx(0.5 * 60 * WORKERS)
     assert len(samples) >= 10, "the job ended too early to show anything"
     unhealthy = [s for s in samples if "unhealthy" in s[0].values() or s[1] != "healthy"]
@@ -180,7 +187,7 @@ def test_a_killed_worker_mid_computation_is_replaced_and_the_result_is_right(hel
             job.join(DEADLINE)
             assert not job.is_alive(), "the job hangs after a worker was killed"
         finally:
-            session.stop()
+            spark_stop(session)
         assert result.get("total") == sum(x * x for x in range(40))
     assert code == 3, shown
     assert shown["health"] == "degraded" and shown["wanted"] == WORKERS
@@ -235,12 +242,12 @@ def test_a_killed_scheduler_comes_back_and_clients_do_not_hang(held, docker_clie
             with pytest.raises(Exception, match="no longer knows this application"):
                 session.range(1000).count()  # raises instead of hanging
         finally:
-            session.stop()
+            spark_stop(session)
         fresh = held.session()
         try:
             assert fresh is not session and fresh.range(1000).count() == 1000
         finally:
-            fresh.stop()
+            spark_stop(fresh)
     scheduler.reload()
     assert scheduler.status == "running"
 
@@ -267,7 +274,7 @@ def test_the_scheduler_address_alone_is_enough_on_non_default_ports(held):
         assert session.sparkContext.getConf().get("spark.driver.host") != "127.0.0.1"
         assert session.sparkContext.parallelize(range(1000), 4).map(lambda x: x * 2).sum() == 999000
     finally:
-        session.stop()
+        spark_stop(session)
 
 
 def test_a_job_whose_executors_cannot_reach_the_driver_fails_and_says_where(held):
@@ -284,4 +291,4 @@ def test_a_job_whose_executors_cannot_reach_the_driver_fails_and_says_where(held
         with pytest.raises(Exception, match=r"connect back to this driver at 127\.0\.0\.1:\d+"):
             session.sparkContext.parallelize(range(10), 2).sum()
     finally:
-        session.stop()
+        spark_stop(session)

@@ -10,6 +10,7 @@ traffic stays between this host and the namespace the test made.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -48,14 +49,23 @@ def _networks(docker_client) -> set[str]:
     return {n.name for n in docker_client.networks.list()}
 
 
+def _vxlan_rules() -> set[str]:
+    """The INPUT rules for VXLAN (udp 4789) an encrypted overlay adds; the engine leaves them behind."""
+    result = sh("iptables", "-S", "INPUT", check=False)
+    return {line for line in result.stdout.splitlines() if "4789" in line and line.startswith("-A ")}
+
+
 @contextmanager
 def leave_as_found(docker_client) -> Iterator[None]:
-    """Leave the swarm and remove docker_gwbridge afterwards, unless they were there before."""
+    """Leave the swarm; remove docker_gwbridge and the overlay's iptables rules unless they were there."""
     had_gwbridge = "docker_gwbridge" in _networks(docker_client)
+    had_rules = _vxlan_rules()
     try:
         yield
     finally:
         sh("docker", "swarm", "leave", "--force", check=False)
+        for rule in _vxlan_rules() - had_rules:
+            sh("iptables", "-D", *shlex.split(rule)[1:], check=False)
 
         def left() -> None:
             if swarm_state(docker_client)["LocalNodeState"] not in ("inactive", ""):

@@ -231,7 +231,7 @@ def test_shell_answers_a_piped_command_with_a_ready_client(dask_spec, docker_cli
         "shell",
         "--name",
         dask_spec.name,
-        cwd=tmp_path,
+        cwd=write(tmp_path / "project"),
         input="print(client.submit(sum, [1, 2]).result())\n",
     )
     assert result.returncode == 0, result.stderr
@@ -240,18 +240,20 @@ def test_shell_answers_a_piped_command_with_a_ready_client(dask_spec, docker_cli
 
 
 def test_doctor_from_inside_the_cluster_finds_no_drift(dask_spec, tmp_path):
-    result = clusterkit("doctor", "--name", dask_spec.name, "--in-cluster", cwd=tmp_path)
+    result = clusterkit("doctor", "--name", dask_spec.name, "--in-cluster", cwd=write(tmp_path / "project"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no version drift" in result.stdout
     assert "compared 4 nodes" in result.stdout  # this client, the scheduler and two workers
 
 
 def test_run_says_what_is_wrong(dask_spec, tmp_path):
-    missing = clusterkit("run", "--name", "ck-client-nonesuch", "--", "true", cwd=tmp_path)
+    missing = clusterkit("run", "--name", "ck-client-nonesuch", "--", "true", cwd=write(tmp_path / "project"))
     assert missing.returncode == 2 and "no running cluster named 'ck-client-nonesuch'" in missing.stderr
-    nothing = clusterkit("run", "--name", dask_spec.name, cwd=tmp_path)
+    nothing = clusterkit("run", "--name", dask_spec.name, cwd=write(tmp_path / "project"))
     assert nothing.returncode == 2 and "Missing argument" in nothing.stderr
-    unknown = clusterkit("run", "--name", dask_spec.name, "--", "no-such-program", cwd=tmp_path)
+    unknown = clusterkit(
+        "run", "--name", dask_spec.name, "--", "no-such-program", cwd=write(tmp_path / "project")
+    )
     assert unknown.returncode != 0 and "no-such-program" in unknown.stderr
 
 
@@ -331,7 +333,11 @@ def test_ctrl_c_stops_a_spark_job_and_leaves_no_container(spark_spec, docker_cli
 @pytest.mark.spark
 def test_shell_has_a_ready_spark_session(spark_spec, docker_client, tmp_path):
     result = clusterkit(
-        "shell", "--name", spark_spec.name, cwd=tmp_path, input="print(spark.range(10).count())\n"
+        "shell",
+        "--name",
+        spark_spec.name,
+        cwd=write(tmp_path / "project"),
+        input="print(spark.range(10).count())\n",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "10"

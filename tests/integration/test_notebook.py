@@ -65,6 +65,8 @@ def clusterkit(*args: str, cwd, timeout: float = 900):
 def test_a_notebook_beside_the_cluster_computes_on_it(docker_client, cluster_names, tmp_path):
     name = "ck-notebook-it"
     cluster_names.append(name)
+    tmp_path = tmp_path / "notebooks"  # pytest's own folder is root's 0700; the notebook runs as uid 1000
+    tmp_path.mkdir()
     (tmp_path / "helper.py").write_text("def cube(x):\n    return x ** 3\n")
     (tmp_path / "compute.ipynb").write_text(notebook_file(CELLS))
     ports = [str(free_port()), str(free_port())]
@@ -112,7 +114,8 @@ def test_a_notebook_beside_the_cluster_computes_on_it(docker_client, cluster_nam
     )
     assert code == 0, output.decode()[-3000:]
     executed = json.loads(container.exec_run(["cat", "/tmp/out.ipynb"]).output)
-    printed = "".join(o.get("text", "") for cell in executed["cells"] for o in cell["outputs"])
+    texts = [o.get("text", "") for cell in executed["cells"] for o in cell["outputs"]]
+    printed = "".join("".join(t) if isinstance(t, list) else t for t in texts)  # nbformat: str or lines
     assert "total 2025" in printed and "workers 2" in printed
 
     # The dashboard link a notebook shows opens in a browser here; the Dask panes reach it from the server.

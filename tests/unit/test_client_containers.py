@@ -170,3 +170,16 @@ def test_the_notebook_server_never_phones_home_and_serves_the_working_folder():
     assert "--LabApp.app_settings_dir=/tmp/settings" in argv
     assert "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate" in argv
     assert not any("token" in a.lower() for a in argv), "the token comes from the environment, not argv"
+
+
+def test_a_folder_the_container_user_cannot_read_is_refused(tmp_path):
+    from clusterkit.errors import ClientStartError
+
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    owner = private.stat().st_uid
+    jobs.check_readable(private, (owner, 0))  # the owner itself may
+    with pytest.raises(ClientStartError, match="cannot read"):
+        jobs.check_readable(private, (owner + 1, 4242))
+    private.chmod(0o755)
+    jobs.check_readable(private, (owner + 1, 4242))

@@ -63,7 +63,9 @@ def test_network_is_an_attachable_overlay_encrypted_on_request():
     net = doc["networks"]["cluster"]
     assert net["driver"] == "overlay" and net["attachable"] is True and net["name"] == "clusterkit-lab"
     assert "driver_opts" not in net
-    assert stack.render(spec(encrypted=True), "img")["networks"]["cluster"]["driver_opts"] == {"encrypted": ""}
+    assert stack.render(spec(encrypted=True), "img")["networks"]["cluster"]["driver_opts"] == {
+        "encrypted": ""
+    }
 
 
 def test_labels_on_services_containers_and_network_and_the_spec_is_recorded():
@@ -82,7 +84,11 @@ def test_secrets_are_external_per_deployment_and_owned_by_the_node_user():
     assert set(doc["secrets"]) == set(stack.secret_names("lab", "d1").values())
     assert all(s == {"external": True} for s in doc["secrets"].values())  # never inline in the file
     mounted = doc["services"]["worker"]["secrets"]
-    assert {m["target"] for m in mounted} >= {"clusterkit-ca.pem", "clusterkit-node.pem", "clusterkit-node-key.pem"}
+    assert {m["target"] for m in mounted} >= {
+        "clusterkit-ca.pem",
+        "clusterkit-node.pem",
+        "clusterkit-node-key.pem",
+    }
     assert all(m["uid"] == "1000" and m["mode"] == 0o400 for m in mounted)
     assert "--secrets" in doc["services"]["scheduler"]["command"]
     assert stack.secret_names("lab", "d1") != stack.secret_names("lab", "d2")

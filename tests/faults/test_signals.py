@@ -1,0 +1,123 @@
+"""Every way ``clusterkit up`` can be interrupted leaves nothing, or what ``clusterkit gc`` removes.
+
+SIGINT, SIGTERM and SIGHUP (the terminal closing: the whole process group)
+make ``up`` remove what it started before it exits; SIGKILL cannot be
+caught, so what it leaves carries its PID and ``gc`` removes it. Each case
+sends the signal after a delay (the delay is what is under test: 1, 3 and
+5 s land before, during and after the scheduler starts), then checks that
+nothing of the cluster is left: containers, network, volumes, the Compose
+tool, a supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from tests.conftest import ROOT, free_port
+from tests.faults.conftest import leftovers, remove_cluster
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.faults]
+
+CASES = [
+    (signal.SIGTERM, 1),
+    (signal.SIGTERM, 3),
+    (signal.SIGTERM, 5),
+    (signal.SIGKILL, 1),
+    (signal.SIGKILL, 3),
+    (signal.SIGKILL, 5),
+    (signal.SIGINT, 3),
+    (signal.SIGHUP, 3),
+]
+
+
+def _processes_of(name: str) -> list[str]:
+    """The Compose tool or a supervisor still working on cluster ``name``."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if f"clusterkit-{name} " in line or ("clusterkit.supervisor" in line and f"--name {name}" in line):
+            found.append(f"{proc.pid}: {line[:120]}")
+    return found
+
+
+@pytest.mark.parametrize(("sig", "after"), CASES, ids=[f"{s.name}-at-{a}s" for s, a in CASES])
+def test_interrupted_up_leaves_nothing_after_gc(sig, after, docker_client, node_images, run_dir):
+    name = f"ck-sig-{sig.name.lower()}-{after}"
+    remove_cluster(docker_client, name)
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "clusterkit",
+                "up",
+                "--runtime",
+                "compose",
+                "--name",
+                name,
+                "--workers",
+                "2",
+                "--scheduler-port",
+                str(free_port()),
+                "--dashboard-port",
+                str(free_port()),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group: SIGHUP goes to it all, as a terminal's does
+        )
+        time.sleep(after)  # the moment of the interruption is what is under test, not a readiness wait
+        if sig == signal.SIGHUP:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+        if sig != signal.SIGKILL:
+            assert proc.returncode == 128 + sig, stderr
+            assert "Traceback" not in stderr, stderr
+            assert leftovers(docker_client, name) == [], "a caught signal removes everything at once"
+        gc = subprocess.run(
+            [sys.executable, "-m", "clusterkit", "gc"], cwd=ROOT, capture_output=True, text=True, timeout=180
+        )
+        assert gc.returncode == 0, gc.stderr
+        assert leftovers(docker_client, name) == []
+        assert _processes_of(name) == []
+    finally:
+        remove_cluster(docker_client, name)
+
+
+def test_gc_leaves_a_cluster_that_up_finished(docker_client, node_images, run_dir, cli):
+    """``up`` returned (its process is gone): the cluster is the user's, ``gc`` must not touch it."""
+    name = "ck-sig-finished"
+    remove_cluster(docker_client, name)
+    try:
+        started = cli(
+            "up",
+            "--name",
+            name,
+            "--workers",
+            "1",
+            "--no-supervise",
+            "--scheduler-port",
+            str(free_port()),
+            "--dashboard-port",
+            str(free_port()),
+        )
+        assert started.returncode == 0, started.stderr
+        gc = cli("gc")
+        assert gc.returncode == 0 and name not in gc.stdout, gc.stdout
+        shown = cli("status", "--name", name)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert cli("down", "--name", name).returncode == 0
+        assert leftovers(docker_client, name) == []
+    finally:
+        remove_cluster(docker_client, name)
