@@ -50,7 +50,8 @@ images: venv tools ## Build the base and node images that are missing or stale (
 
 .PHONY: up
 up: venv ## Start a cluster (BACKEND=dask|spark WORKERS=N RUNTIME=compose|local|swarm) and print its status
-	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory images; fi
+	@# Only the image this backend runs (a Dask user waits for no Spark image).
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory tools && $(BIN)/clusterkit image build $(BACKEND); fi
 	$(BIN)/clusterkit up --backend $(BACKEND) --workers $(WORKERS) --name $(NAME) $(if $(RUNTIME),--runtime $(RUNTIME))
 
 .PHONY: down

@@ -224,7 +224,7 @@ def analysis(b: Bench) -> str:
         rel = f", {heal[0] / up_s[0]:.2f}x a whole swarm `up`" if up_s else ""
         text.append(
             f"After `docker kill` of a worker the swarm had {b.args.workers} workers registered again after "
-            f"{heal[0]:.2f} s (median, {heal[1]:.2f}-{heal[2]:.2f} s over {len(b.heal)} kills{rel})."
+            f"{heal[0]:.2f} s (median, {heal[1]:.2f}-{heal[2]:.2f} s over {len(b.heal)} kill{'s' * (len(b.heal) != 1)}{rel})."
         )
     return " ".join(text) or "Nothing was measured."
 

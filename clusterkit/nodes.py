@@ -7,6 +7,8 @@ or a probe is written once.
 
 from __future__ import annotations
 
+from typing import Any
+
 from clusterkit.backends import get_backend
 from clusterkit.security import NODE_SECRETS_DIR, secured
 from clusterkit.spec import ClusterSpec, format_memory
@@ -50,3 +52,14 @@ def node_environment(spec: ClusterSpec) -> dict[str, str]:
 def worker_memory_limit(spec: ClusterSpec) -> int:
     """Bytes a worker container may use: the worker's memory plus the backend's overhead."""
     return spec.memory + get_backend(spec.backend).memory_overhead
+
+
+def healthcheck(test: list[str], interval: str) -> dict[str, Any]:
+    """A compose/stack ``healthcheck`` running ``test`` (a probe command) every ``interval``."""
+    return {
+        "test": ["CMD", *test],
+        "interval": interval,
+        "timeout": "5s",
+        "retries": 3,
+        "start_period": "60s",
+    }

@@ -152,6 +152,9 @@ class Backend:
     scheme: str = ""
     scheduler_port: int = 0
     dashboard_port: int = 0
+    #: How a client hands over a ``security: tls`` cluster's credential: the keyword of
+    #: ``connect_to_scheduler`` and the :mod:`clusterkit.security` function that loads it.
+    credential: tuple[str, str] = ("", "")
     #: Whether the scheduler listens on every interface of its container. Spark's master binds
     #: only the address it advertises, so a swarm's host-mode port (which reaches a task through
     #: another interface) cannot reach it; the swarm runtime forwards its port instead.
@@ -196,7 +199,12 @@ class Backend:
     def credentials(self, spec: ClusterSpec) -> dict[str, Any]:
         """Keyword arguments a client of ``spec`` passes to ``connect_to_scheduler`` and the
         status reads: empty unless the cluster runs with ``security: tls``."""
-        return {}
+        from clusterkit import security
+
+        if not security.secured(spec):
+            return {}
+        keyword, loader = self.credential
+        return {keyword: getattr(security, loader)(spec.name)}
 
     # -- the seed API ----------------------------------------------------------
 

@@ -19,7 +19,6 @@ from clusterkit.backends.base import (
     run_async,
 )
 from clusterkit.errors import ClusterUnavailable
-from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
@@ -69,6 +68,7 @@ class DaskBackend(Backend):
     scheme = "tcp"
     scheduler_port = 8786
     dashboard_port = 8787
+    credential = ("security", "dask_security")
     health_path = "/health"
     health_marker = "ok"
     #: A worker container's own HTTP server (``/health``, what its probe reads); not published.
@@ -138,11 +138,6 @@ class DaskBackend(Backend):
     ) -> dict[str, str]:
         # With TLS, refuse every plain-TCP connection (clients and nodes alike).
         return {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"} if secrets_dir else {}
-
-    def credentials(self, spec: ClusterSpec) -> dict[str, Any]:
-        from clusterkit import security
-
-        return {"security": security.dask_security(spec.name)} if security.secured(spec) else {}
 
     # -- the seed API ----------------------------------------------------------
 

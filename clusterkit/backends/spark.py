@@ -160,6 +160,7 @@ class SparkBackend(Backend):
     scheduler_port = 7077
     dashboard_port = 8080
     listens_on_all_interfaces = False
+    credential = ("secret", "spark_secret")
     health_path = "/json/"
     health_marker = '"ALIVE"'
     #: The worker daemon, the executor JVM's off-heap memory and Python workers.
@@ -235,11 +236,6 @@ class SparkBackend(Backend):
         if flags:
             env[options] = " ".join([*flags, os.environ.get(options, "")]).strip()
         return env
-
-    def credentials(self, spec: Any) -> dict[str, Any]:
-        from clusterkit import security
-
-        return {"secret": security.spark_secret(spec.name)} if security.secured(spec) else {}
 
     # -- the seed API ----------------------------------------------------------
 

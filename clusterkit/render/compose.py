@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from clusterkit import labels, security
-from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
+from clusterkit.nodes import SCHEDULER_HOST, healthcheck, node_commands, node_environment, worker_memory_limit
 from clusterkit.spec import ClusterSpec
 
 #: Seconds a node gets between SIGTERM and SIGKILL.
@@ -29,16 +29,6 @@ STOP_GRACE = 5
 def project_name(cluster: str) -> str:
     """The compose project (and network) of cluster ``cluster``."""
     return f"clusterkit-{cluster}"
-
-
-def _healthcheck(test: list[str], interval: str) -> dict[str, Any]:
-    return {
-        "test": ["CMD", *test],
-        "interval": interval,
-        "timeout": "5s",
-        "retries": 3,
-        "start_period": "60s",
-    }
 
 
 def _escape(value: Any) -> Any:
@@ -101,7 +91,7 @@ def render(
             "labels": labels.cluster_labels(spec.name, spec.backend, "compose", role),
             # Workers start once the scheduler is healthy, so its probe runs often;
             # nothing waits on a worker's health, so theirs cost less CPU.
-            "healthcheck": _healthcheck(commands[role]["probe"], "1s" if role == "scheduler" else "5s"),
+            "healthcheck": healthcheck(commands[role]["probe"], "1s" if role == "scheduler" else "5s"),
         }
         if env:
             svc["environment"] = dict(sorted(env.items()))

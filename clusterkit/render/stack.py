@@ -22,7 +22,7 @@ from typing import Any
 
 from clusterkit import labels, security
 from clusterkit.backends import get_backend
-from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
+from clusterkit.nodes import SCHEDULER_HOST, healthcheck, node_commands, node_environment, worker_memory_limit
 from clusterkit.render.compose import STOP_GRACE, project_name
 from clusterkit.spec import ClusterSpec
 
@@ -34,16 +34,6 @@ def secret_names(cluster: str, deployment: str) -> dict[str, str]:
     return {
         name: f"{project_name(cluster)}-{deployment}-{name.removeprefix('clusterkit-')}"
         for name in security.NODE_FILES
-    }
-
-
-def _healthcheck(test: list[str], interval: str) -> dict[str, Any]:
-    return {
-        "test": ["CMD", *test],
-        "interval": interval,
-        "timeout": "5s",
-        "retries": 3,
-        "start_period": "60s",
     }
 
 
@@ -75,7 +65,7 @@ def render(
             "stop_grace_period": f"{STOP_GRACE}s",
             "networks": ["cluster"],
             "labels": dict(role_labels),  # on every task's container
-            "healthcheck": _healthcheck(commands[role]["probe"], "2s" if role == "scheduler" else "5s"),
+            "healthcheck": healthcheck(commands[role]["probe"], "2s" if role == "scheduler" else "5s"),
             "deploy": {
                 "labels": dict(role_labels),  # on the service
                 "endpoint_mode": "dnsrr",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import Any
 
 from clusterkit import health, records
 from clusterkit.backends import get_backend
@@ -39,6 +40,16 @@ class Runtime:
 
     #: The runtime's name, as ``--runtime`` spells it.
     name = ""
+    _docker: Any = None
+
+    @property
+    def docker(self) -> Any:
+        """The Docker engine's SDK client, made on first use (the local runtime never needs one)."""
+        if self._docker is None:
+            from clusterkit.engine import docker_client
+
+            self._docker = docker_client()
+        return self._docker
 
     # -- what each runtime says --------------------------------------------------
 

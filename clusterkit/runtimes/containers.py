@@ -17,7 +17,6 @@ from typing import Any
 from clusterkit import health, labels, records, security
 from clusterkit.backends import get_backend
 from clusterkit.client_env import ClientPlace
-from clusterkit.engine import docker_client
 from clusterkit.errors import (
     ClusterKitError,
     ClusterNotFound,
@@ -90,15 +89,6 @@ def _quietly(action: Any) -> None:
 
 class ContainerRuntime(Runtime):
     """Clusters whose nodes are containers carrying the cluster's labels."""
-
-    def __init__(self) -> None:
-        self._docker: Any = None
-
-    @property
-    def docker(self) -> Any:
-        if self._docker is None:
-            self._docker = docker_client()
-        return self._docker
 
     def _filters(self, name: str | None = None, role: str | None = None) -> dict[str, list[str]]:
         wanted = {"runtime": self.name}

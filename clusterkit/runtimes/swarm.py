@@ -24,7 +24,6 @@ from docker.errors import APIError
 from clusterkit import labels, security
 from clusterkit.backends import get_backend
 from clusterkit.backends.base import ensure_port_free
-from clusterkit.engine import docker_client
 from clusterkit.errors import (
     ClusterNotFound,
     EngineUnavailable,
@@ -69,15 +68,6 @@ class SwarmRuntime(Runtime):
     """Clusters as stacks ``clusterkit-<name>`` on the swarm this engine manages."""
 
     name = RUNTIME
-
-    def __init__(self) -> None:
-        self._docker: Any = None
-
-    @property
-    def docker(self) -> Any:
-        if self._docker is None:
-            self._docker = docker_client()
-        return self._docker
 
     def _node_id(self) -> str:
         """This engine's node ID; ``SwarmUnavailable`` unless it is a swarm manager."""

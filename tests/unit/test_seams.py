@@ -12,11 +12,11 @@ from clusterkit.runtimes.base import Runtime
 
 
 def test_every_runtime_is_listed_and_a_runtime():
-    assert set(RUNTIMES) == {"compose", "local", "testcontainers"}
+    assert set(RUNTIMES) == {"compose", "local", "swarm", "testcontainers"}
     for name in RUNTIMES:
         runtime = get_runtime(name)
         assert isinstance(runtime, Runtime) and runtime.name == name
-    with pytest.raises(InvalidValue, match="expected one of compose, local, testcontainers"):
+    with pytest.raises(InvalidValue, match="expected one of compose, local, swarm, testcontainers"):
         get_runtime("kubernetes")
 
 

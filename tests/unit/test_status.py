@@ -29,6 +29,7 @@ def test_json_round_trip():
         "cores": 2,
         "memory": 2**30,
         "state": "RUNNING",
+        "node": None,  # only a swarm says which machine a worker runs on
     }
     assert data["name"] == "demo"
 
