@@ -80,10 +80,19 @@ unit: venv ## Unit tests only (no Docker, no clusters)
 	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv images ## The whole suite: lint, unit and integration tests against real processes and containers
+test: venv images ## The whole suite: lint, unit, integration and fault tests against real processes and containers
 	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
 	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+.PHONY: faults
+faults: venv images ## The fault suite alone: killed nodes, signals during up, bad input (real engine)
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+
+.PHONY: soak
+soak: venv images ## 25 up/down cycles: nothing may be left (containers, networks, volumes, images, processes)
+	$(BIN)/pytest tests/soak/soak_up_down.py -m soak -s $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: venv images ## Run the benchmarks; writes benchmarks/RESULTS.md and results.png

@@ -207,8 +207,8 @@ def gc(everything: bool = False) -> list[str]:
     that held the cluster (a Python ``Cluster``, a test session): a killed
     ``clusterkit up`` (SIGKILL, a closed terminal) and a killed test session
     leave such clusters. A cluster ``clusterkit up`` finished starting is
-    never removed, nor one that is healthy and this machine has no record
-    of. ``everything`` also removes the clusters of live test sessions.
+    never removed, nor one this machine has no record of (another run
+    directory). ``everything`` also removes the clusters of live test sessions.
     """
     from clusterkit import labels, records
     from clusterkit.engine import docker_client
@@ -221,7 +221,7 @@ def gc(everything: bool = False) -> list[str]:
         client = docker_client()
         wanted = {"label": [f"{labels.PROJECT}={labels.PROJECT_VALUE}", labels.SESSION_PID]}
         for resource in [
-            *client.containers.list(all=True, filters=wanted),
+            *client.containers.list(all=True, filters=wanted, ignore_removed=True),
             *client.networks.list(filters=wanted),
         ]:
             found = getattr(resource, "labels", None) or resource.attrs.get("Labels") or {}
@@ -234,7 +234,7 @@ def gc(everything: bool = False) -> list[str]:
             continue
         rt = runtimes.get_runtime(runtime_name)
         session = everything and runtime_name == "testcontainers"
-        if session or records.orphaned(name, found, complete=lambda rt=rt, name=name: _healthy(rt, name)):
+        if session or records.orphaned(name, found):
             rt._remove_all(name)
             removed.append(f"cluster {name} ({runtime_name})")
     local = LocalRuntime()
@@ -251,15 +251,6 @@ def gc(everything: bool = False) -> list[str]:
                 local._remove_all(name)
                 removed.append(f"cluster {name} (local)")
     return removed
-
-
-def _healthy(rt: Runtime, name: str) -> bool:
-    from clusterkit.errors import ClusterKitError
-
-    try:
-        return rt.status(name).health == "healthy"
-    except ClusterKitError:
-        return False
 
 
 def connect(name: str | None = None, runtime: str | None = None, timeout: float = 60) -> Any:

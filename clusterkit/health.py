@@ -83,18 +83,22 @@ def with_missing(nodes: Sequence[NodeState], wanted: int) -> list[NodeState]:
 
 
 def verdict(
-    nodes: Sequence[NodeState], *, wanted: int, registered: int, scheduler_answers: bool
+    nodes: Sequence[NodeState] | None, *, wanted: int, registered: int, scheduler_answers: bool
 ) -> tuple[str, list[str]]:
     """``(healthy | degraded | down, problems)`` from the runtime's nodes and the scheduler's count.
 
-    ``nodes`` should already hold the ``missing`` ones (:func:`with_missing`).
+    ``nodes`` should already hold the ``missing`` ones (:func:`with_missing`); ``None``
+    (a runtime that cannot list its nodes) grades the scheduler's view alone.
 
     >>> verdict([NodeState("scheduler", "s", EXITED, 137)], wanted=1, registered=0,
     ...         scheduler_answers=False)
     ('down', ['scheduler s exited (code 137)', 'the scheduler does not answer'])
     """
+    if nodes is None:
+        nodes, schedulers = [], [NodeState("scheduler", "", RUNNING)]  # only its answer is known
+    else:
+        schedulers = [n for n in nodes if n.role == "scheduler"]
     problems = [n.describe() for n in nodes if n.state != RUNNING]
-    schedulers = [n for n in nodes if n.role == "scheduler"]
     if not schedulers:
         problems.insert(0, "no scheduler node")
     if not scheduler_answers:

@@ -317,15 +317,15 @@ def _run_container(options: dict[str, Any], *, interactive: bool) -> int:
     from clusterkit.engine import docker_client
 
     engine = docker_client()
-    try:
-        container = engine.containers.create(**options)
-    except ImageNotFound as e:
-        raise ClientStartError(
-            f"the cluster's image {options['image']} is gone from the engine; restart the cluster"
-        ) from e
-    except APIError as e:
-        raise ClientStartError(f"cannot create a client container: {e.explanation or e}") from e
     with signals_raise():  # SIGTERM and SIGHUP too: the container goes either way
+        try:
+            container = engine.containers.create(**options)
+        except ImageNotFound as e:
+            raise ClientStartError(
+                f"the cluster's image {options['image']} is gone from the engine; restart the cluster"
+            ) from e
+        except APIError as e:
+            raise ClientStartError(f"cannot create a client container: {e.explanation or e}") from e
         try:
             add_user(container, options["user"])
             if interactive:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from clusterkit import labels
 
 #: When the owning process started (with ``labels.SESSION_PID``: a recycled PID is not the owner).
 OWNER_STARTED = "clusterkit.session-started"
+#: ``1`` on resources whose owner holds them for its whole life (a pytest session).
+HELD = "clusterkit.held"
 
 
 def directory() -> Path:
@@ -146,20 +148,20 @@ def owner_alive(found: Mapping[str, str]) -> bool:
     return alive(int(pid), float(started) if started else None)
 
 
-def orphaned(
-    name: str, resource_labels: Mapping[str, str], complete: Callable[[], bool] = lambda: False
-) -> bool:
+def orphaned(name: str, resource_labels: Mapping[str, str]) -> bool:
     """Was cluster ``name`` left by an owner that died before it was done with it?
 
-    True when the owner named by the labels is gone and either its ``up``
-    never finished, or it held the cluster for its whole life (a test
-    session). A cluster ``clusterkit up`` brought up and then left running
-    is not an orphan; nor is one this machine has no record of (another run
-    dir) that is ``complete`` (healthy): ``gc`` never removes a working cluster.
+    True when the owner named by the labels is gone and either the resources
+    say it held them for its whole life (``clusterkit.held``: a pytest
+    session), or this machine's record says its ``up`` never finished or
+    that it held the cluster (a Python ``Cluster``). A cluster ``clusterkit
+    up`` brought up and left running is not an orphan, and neither is one
+    this machine has no record of (started with another run directory):
+    ``gc`` never removes a cluster it cannot prove abandoned.
     """
     if owner_alive(resource_labels):
         return False
+    if resource_labels.get(HELD) == "1":
+        return True
     record = load(name)
-    if not record:
-        return not complete()
-    return not record.get("ready") or bool(record.get("held"))
+    return bool(record) and (not record.get("ready") or bool(record.get("held")))

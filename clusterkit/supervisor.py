@@ -78,7 +78,7 @@ class Supervisor:
     def run(self) -> None:
         """Heal until :meth:`stop` or until the cluster is gone or being removed."""
         from clusterkit import records
-        from clusterkit.errors import ClusterKitError, ClusterNotFound
+        from clusterkit.errors import ClusterNotFound
 
         failing = ""
         while not self._stop.wait(self.interval):
@@ -90,9 +90,9 @@ class Supervisor:
                 failing = ""
             except ClusterNotFound:
                 return
-            except (ClusterKitError, OSError) as e:  # the engine hiccups: say so once, keep going
+            except Exception as e:  # noqa: BLE001 - a reconciler outlives a hiccup: say it once, go on
                 if str(e) != failing:
-                    self.report(f"cluster {self.name!r}: could not repair: {e}")
+                    self.report(f"cluster {self.name!r}: could not repair: {type(e).__name__}: {e}")
                 failing = str(e)
 
 

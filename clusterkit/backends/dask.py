@@ -18,7 +18,7 @@ from clusterkit.backends.base import (
     parse_address,
     run_async,
 )
-from clusterkit.errors import ClusterUnavailable
+from clusterkit.errors import BadAddress, ClusterUnavailable
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
@@ -169,6 +169,11 @@ class DaskBackend(Backend):
             address = os.environ.get("DASK_SCHEDULER_ADDRESS") or f"127.0.0.1:{self.scheduler_port}"
             if security is None and address.startswith("tls://"):
                 security = Security(require_encryption=True)  # files from DASK_DISTRIBUTED__COMM__TLS__*
+        scheme = str(address).split("://", 1)[0] if "://" in str(address) else None
+        if scheme not in (None, "tcp", "tls"):
+            raise BadAddress(
+                f"address: {address!r} has scheme {scheme!r}; expected tcp://host:port or tls://"
+            )
         host, port = parse_address(address, self.scheduler_port)
         url = f"{'tls' if security is not None else 'tcp'}://{format_host(host)}:{port}"
 

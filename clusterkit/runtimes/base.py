@@ -274,14 +274,16 @@ class Runtime:
         while another process is repairing the same cluster. Restarting
         (crash-looping) nodes are left to the engine's restart policy.
         """
+        from filelock import Timeout
+
         try:
             with records.locked(name, timeout=0):
                 record = records.load(name)
                 if record.get("stopping") or record.get("ready") is False:
                     return []  # being removed, or still being started
                 return self._heal(name)
-        except TimeoutError:
-            return []  # filelock.Timeout: another process is repairing it right now
+        except Timeout:
+            return []  # another process is repairing it right now
 
     def _heal(self, name: str) -> list[str]:
         try:

@@ -99,7 +99,9 @@ class ContainerRuntime(Runtime):
         return {"label": labels.selector(**wanted)}
 
     def _containers(self, name: str | None = None, role: str | None = None) -> list[Any]:
-        return self.docker.containers.list(all=True, filters=self._filters(name, role))
+        # ignore_removed: a container can go between the listing and its inspection (a teardown,
+        # or a create that a killed Compose left half-done).
+        return self.docker.containers.list(all=True, filters=self._filters(name, role), ignore_removed=True)
 
     def _scheduler(self, name: str) -> Any:
         found = self._containers(name, "scheduler")

@@ -129,6 +129,32 @@ class SwarmRuntime(Runtime):
         running.sort(key=lambda t: t["CreatedAt"])
         return [t["Status"]["ContainerStatus"]["ContainerID"][:12] for t in running]  # the host name
 
+    def client_place(self, name: str) -> Any:
+        """Where a client container of cluster ``name`` runs: on this manager, joined to the
+        cluster's attachable overlay, in the image the services run (present here: ``up``
+        pushed it from here), with the cluster's labels so ``down`` removes it. See
+        :meth:`clusterkit.runtimes.containers.ContainerRuntime.client_place`.
+        """
+        from clusterkit.client_env import ClientPlace
+
+        spec = self.spec_of(name)
+        image = self._service(name, "scheduler").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        published = self.client_spec(name)  # the forwarder's 127.0.0.1 port
+        dashboard = f"http://{published.scheduler_host}:{published.dashboard_port}"
+        return ClientPlace(
+            cluster=name,
+            backend=spec.backend,
+            image=image.split("@", 1)[0],  # a tag, not a registry digest: nothing is pulled
+            network=project_name(name),
+            scheduler_host=stack.SCHEDULER_HOST,
+            scheduler_port=spec.scheduler_port,
+            dashboard_port=spec.dashboard_port,
+            labels=labels.cluster_labels(name, spec.backend, RUNTIME),
+            dashboard_link=dashboard + ("/status" if spec.backend == "dask" else ""),
+            secured=security.secured(spec),
+            env=dict(spec.env),
+        )
+
     def _exists(self, name: str) -> bool:
         try:
             self._node_id()
@@ -214,7 +240,10 @@ class SwarmRuntime(Runtime):
         )
 
     def _forwarders(self, name: str) -> list[Any]:
-        return self.docker.containers.list(all=True, filters=self._filters(name, "forwarder"))
+        """The containers this machine runs beside the stack: the dashboard forwarder and the
+        clients (``clusterkit run``, ``shell``, the notebook), which ``down`` removes first."""
+        found = self.docker.containers.list(all=True, filters=self._filters(name))
+        return [c for c in found if c.labels.get(labels.ROLE) not in ("scheduler", "worker")]
 
     def _scale_to(self, name: str, replicas: int) -> None:
         # The CLI changes the replica count only (the SDK's Service.scale re-sends a partial

@@ -72,6 +72,8 @@ class TestcontainersRuntime(ContainerRuntime):
         found = labels.cluster_labels(spec.name, spec.backend, RUNTIME, role)
         found[labels.SESSION] = self.session
         found.update(records.owner_labels(self.owner_pid or os.getpid()))
+        if self.owner_pid is not None:
+            found[records.HELD] = "1"  # a test session: gone with its owner, whatever this machine recorded
         return found
 
     def client_spec(self, name: str) -> ClusterSpec:

@@ -28,7 +28,7 @@ def remove_cluster(client, name: str) -> None:
         pass
     supervisor.stop_detached(name)
     selector = {"label": ["clusterkit.project=clusterkit", f"clusterkit.cluster={name}"]}
-    for container in client.containers.list(all=True, filters=selector):
+    for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
         container.remove(force=True)
     for network in client.networks.list(filters=selector):
         network.remove()

@@ -227,7 +227,8 @@ def test_a_node_that_cannot_start_is_named_with_its_logs(cli, run_dir, docker_cl
         )
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr.split("last log lines:")[0]
-        assert f"clusterkit-{name}" in result.stderr  # the project is named
+        if "-f compose.yml" in result.stderr:  # the Compose command is shown: with its project
+            assert f"-p clusterkit-{name} " in result.stderr, result.stderr
         assert "scheduler" in result.stderr and "last log lines:" in result.stderr
         assert "nosuchscheme" in result.stderr  # the scheduler's own words
         assert leftovers(docker_client, name) == []

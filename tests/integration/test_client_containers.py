@@ -257,7 +257,43 @@ def test_run_says_what_is_wrong(dask_spec, tmp_path):
     assert unknown.returncode != 0 and "no-such-program" in unknown.stderr
 
 
+def run_as_stranger(docker_client, spec, argv: list[str]) -> str:
+    """Run ``argv`` as a uid the image has no user for (a caller who is not uid 1000); its output."""
+    from clusterkit import jobs
+
+    place = jobs.place_of(spec.name, "compose")
+    options = jobs.container_options(
+        place, argv, role=jobs.JOB, name=f"{spec.name}-stranger-{os.getpid()}", user=(4321, 4321)
+    )
+    container = docker_client.containers.create(**options)
+    try:
+        jobs.add_user(container, options["user"])
+        container.start()
+        code = container.wait(timeout=180)["StatusCode"]
+        output = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert code == 0, output
+    return output
+
+
+def test_a_uid_the_image_does_not_know_gets_a_name_and_a_home(dask_spec, docker_client):
+    script = "import getpass, os, pwd; print(getpass.getuser(), pwd.getpwuid(os.getuid()).pw_dir, os.environ['HOME'])"
+    assert run_as_stranger(docker_client, dask_spec, ["python", "-c", script]).split() == [
+        "user4321",
+        "/tmp",
+        "/tmp",
+    ]
+
+
 # -- Spark ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.spark
+def test_a_spark_driver_can_run_as_a_uid_the_image_does_not_know(spark_spec, docker_client):
+    # Java reads its user name and home from /etc/passwd; without an entry a driver cannot start.
+    output = run_as_stranger(docker_client, spark_spec, ["java", "-XshowSettings:properties", "-version"])
+    assert "user.name = user4321" in output and "user.home = /tmp" in output
 
 
 SPARK_JOB = """

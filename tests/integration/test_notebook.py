@@ -110,6 +110,7 @@ def test_a_notebook_beside_the_cluster_computes_on_it(docker_client, cluster_nam
             "compute.ipynb",
             "--output",
             "/tmp/out.ipynb",
+            "--ExecutePreprocessor.startup_timeout=300",  # a deadline for a busy machine, not a measure
         ]
     )
     assert code == 0, output.decode()[-3000:]

@@ -27,10 +27,11 @@ def swarm(docker_client):
 def swarm_leftovers(docker_client, name: str) -> list[str]:
     """Services, task containers, networks and secrets that still carry the cluster's labels."""
     selector = {"label": ["clusterkit.project=clusterkit", f"clusterkit.cluster={name}"]}
-    found = [f"service {s.name}" for s in docker_client.services.list(filters=selector)]
-    found += [f"container {c.name}" for c in docker_client.containers.list(all=True, filters=selector)]
+    found = [f"container {c.name}" for c in docker_client.containers.list(all=True, filters=selector)]
     found += [f"network {n.name}" for n in docker_client.networks.list(filters=selector)]
-    found += [f"secret {s.name}" for s in docker_client.secrets.list(filters=selector)]
+    if docker_client.info()["Swarm"]["LocalNodeState"] == "active":  # services and secrets need a swarm
+        found += [f"service {s.name}" for s in docker_client.services.list(filters=selector)]
+        found += [f"secret {s.name}" for s in docker_client.secrets.list(filters=selector)]
     return found
 
 

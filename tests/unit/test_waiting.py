@@ -1,5 +1,3 @@
-import time
-
 import pytest
 
 from clusterkit.errors import ClusterUnavailable, StartupTimeout
@@ -20,7 +18,6 @@ def test_returns_first_ready_value():
 
 
 def test_timeout_message_says_what_attempts_and_last_reason():
-    started = time.monotonic()
     with pytest.raises(StartupTimeout) as caught:
         wait_for(
             lambda: (_ for _ in ()).throw(NotReady("1 of 2 workers")),
@@ -29,9 +26,8 @@ def test_timeout_message_says_what_attempts_and_last_reason():
             interval=0.05,
             hint="Check the logs",
         )
-    elapsed = time.monotonic() - started
-    message = str(caught.value)
-    assert 0.4 < elapsed < 3
+    message = str(caught.value)  # how long it took is not asserted: only that it gave up, and why
+    assert message.startswith("timed out after")
     assert "2 workers" in message and "attempts" in message and "1 of 2 workers" in message
     assert message.endswith("Check the logs")
 
