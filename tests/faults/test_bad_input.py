@@ -18,6 +18,15 @@ from tests.faults.conftest import leftovers, remove_cluster
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.faults]
 
 BYSTANDER = "ck-bystander"
+#: What Compose would have rewritten (``$`` interpolation): the bystander's nodes get it verbatim.
+ENV = {
+    "DOLLAR": "abc$def",
+    "DOUBLE": "x$$y",
+    "BRACES": "${HOME}",
+    "QUOTES": 'it\'s "quoted"',
+    "SPACES": "  two  spaces  ",
+    "NEWLINE": "line1\nline2",
+}
 #: Filled in from the running bystander: "{port}" is its scheduler port.
 PORT = "{port}"
 
@@ -101,6 +110,7 @@ def bystander(docker_client, node_images):
             "workers": 1,
             "scheduler_port": free_port(),
             "dashboard_port": free_port(),
+            "env": ENV,
         },
         environ={},
     )
@@ -163,6 +173,15 @@ def test_bad_up_is_one_line_exit_2_and_leaves_nothing(
 @pytest.mark.parametrize(("args", "message"), OTHER, ids=[" ".join(a)[:40] for a, _ in OTHER])
 def test_bad_command_on_a_cluster_is_one_line_exit_2(args, message, cli, bystander):
     _one_clear_line(cli(*args), message)
+
+
+def test_env_values_reach_the_nodes_verbatim(bystander, docker_client):
+    for role in ("scheduler", "worker"):
+        selector = {"label": [f"clusterkit.cluster={BYSTANDER}", f"clusterkit.role={role}"]}
+        container = docker_client.containers.list(filters=selector)[0]
+        env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+        assert {k: env.get(k) for k in ENV} == ENV, role
+    assert dict(cluster.find(BYSTANDER)[0].spec_of(BYSTANDER).env) == ENV  # the recorded spec, too
 
 
 def test_there_are_at_least_40_cases():

@@ -1,0 +1,106 @@
+"""The Spark driver's side: finding the master's UI, choosing the driver's address and ports,
+sizing executors, and stopping a session within a deadline.
+
+Kept apart from :mod:`clusterkit.backends.spark` (the backend's data and programs)
+because all of it runs in the client, never on a node.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from clusterkit.backends.base import format_host
+from clusterkit.backends.spark_watch import usable
+from clusterkit.status import local_versions
+from clusterkit.waiting import NotReady
+
+#: Spark's own default for the master's web UI.
+DEFAULT_UI_PORT = 8080
+
+
+def stop_session(session: Any, timeout: float = 60) -> None:
+    """``session.stop()`` with a deadline (see :meth:`SparkBackend.close`)."""
+    import threading
+    import warnings
+
+    watch = getattr(session, "_clusterkit_watch", None)
+    if watch is not None:
+        watch.stop()
+    stopper = threading.Thread(target=session.stop, name="clusterkit-spark-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    if stopper.is_alive():
+        warnings.warn(
+            f"the Spark session did not stop within {timeout:.0f}s (its cluster does not answer); "
+            "the driver ends with this process",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def session_usable(session: Any) -> bool:
+    """False once ``session`` is stopped or its master lost it (then make a new one)."""
+    return usable(session)
+
+
+def find_ui_port(host: str, port: int) -> int | None:
+    """The web UI port of the master at ``host:port``, from the running cluster.
+
+    A clusterkit cluster (any runtime) whose scheduler this host reaches at
+    that address says it; else Spark's default 8080, but only if the master
+    answering there says it is the one on ``port``. ``None`` if neither.
+    """
+    from clusterkit.cluster import find_by_address
+
+    found = find_by_address("spark", host, port)
+    if found is not None:
+        return found.dashboard_port
+    try:
+        state = _fetch_json(f"http://{format_host(host)}:{DEFAULT_UI_PORT}/json/", timeout=2)
+    except NotReady:
+        return None
+    url = str(state.get("url") or "")
+    return DEFAULT_UI_PORT if url.rsplit(":", 1)[-1] == str(port) else None
+
+
+def _fetch_json(url: str, timeout: float = 3) -> dict[str, Any]:
+    from clusterkit.probe import NotReadyYet, fetch_json
+
+    try:
+        return fetch_json(url, timeout)
+    except NotReadyYet as e:
+        raise NotReady(str(e)) from e
+
+
+def _route_address(host: str, port: int) -> str:
+    """This machine's address on the route to ``host`` (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((host, port))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _fitting_executor_memory(workers: list[dict[str, Any]]) -> str | None:
+    """Executor memory that fits the smallest worker, capped at Spark's 1g default.
+
+    An executor asking for more than any worker offers is the classic
+    "Initial job has not accepted any resources" hang.
+    """
+    offers = [int(w.get("memory", 0)) for w in workers]
+    if not offers:
+        return None
+    return f"{min(1024, min(offers))}m"
+
+
+def _executor_versions(_: Any) -> list[tuple[str, dict[str, str]]]:
+    """Runs on an executor (clusterkit is on its path in every node image)."""
+    return [(socket.gethostname(), local_versions(java=True))]
