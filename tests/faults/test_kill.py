@@ -277,9 +277,9 @@ def test_the_scheduler_address_alone_is_enough_on_non_default_ports(held):
         spark_stop(session)
 
 
+@pytest.mark.parametrize("held", [pytest.param("spark", marks=pytest.mark.spark)], indirect=True)
 def test_a_job_whose_executors_cannot_reach_the_driver_fails_and_says_where(held):
-    if held.spec.backend != "spark":
-        pytest.skip("Spark only: a Dask client needs no connection from the workers")
+    """Spark only: a Dask client needs no connection from the workers."""
     from clusterkit import spark
 
     wait_healthy(held)
