@@ -119,11 +119,9 @@ def body(results: dict[str, dict[str, list[float]]], workers: int) -> list[str]:
 
 
 def write_section(text: str, path: Path) -> None:
-    old = path.read_text() if path.exists() else ""
-    if MARKERS[0] in old and MARKERS[1] in old:
-        path.write_text(old.split(MARKERS[0], 1)[0] + text + old.split(MARKERS[1], 1)[1])
-    else:
-        path.write_text(old.rstrip() + ("\n\n" if old.strip() else "") + text + "\n")
+    from benchmarks.report import write_marked_section
+
+    write_marked_section(path, MARKERS, text)
 
 
 def main(argv: list[str] | None = None) -> int:

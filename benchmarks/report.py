@@ -264,3 +264,13 @@ def print_table(console: Any, results: Results, benches: dict[str, BenchDef], on
     for row in rows:
         phases.add_row(*row)
     console.print(phases)
+
+
+def write_marked_section(path: Path, markers: tuple[str, str], text: str) -> None:
+    """Put ``text`` (which starts and ends with ``markers``) into RESULTS.md in place of the old
+    section, or at the end; every other section stays as it is."""
+    old = path.read_text() if path.exists() else ""
+    if markers[0] in old and markers[1] in old:
+        path.write_text(old.split(markers[0], 1)[0] + text + old.split(markers[1], 1)[1])
+    else:
+        path.write_text(old.rstrip() + ("\n\n" if old.strip() else "") + text + "\n")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.phases import PhaseRecorder
-from benchmarks.report import fmt_ratio
+from benchmarks.report import fmt_ratio, write_marked_section
 from benchmarks.runner import UP_TIMEOUT, free_ports, quiet_logs
 
 HERE = Path(__file__).resolve().parent
@@ -267,12 +267,7 @@ def write_section(b: Bench, run: dict[str, Any], path: Path) -> None:
 - Image: `{b.image}`
 - Load average (1, 5, 15 min): start {run["loads"][0]}; end {run["loads"][1]}
 """
-    text = "\n".join([head, *body(b), MARKERS[1]])
-    old = path.read_text() if path.exists() else ""
-    if MARKERS[0] in old and MARKERS[1] in old:
-        path.write_text(old.split(MARKERS[0], 1)[0] + text + old.split(MARKERS[1], 1)[1])
-    else:
-        path.write_text(old.rstrip() + ("\n\n" if old.strip() else "") + text + "\n")
+    write_marked_section(path, MARKERS, "\n".join([head, *body(b), MARKERS[1]]))
 
 
 def main(argv: list[str] | None = None) -> int:
