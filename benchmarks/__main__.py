@@ -1,10 +1,13 @@
-"""Start-up, tear-down and task throughput of clusterkit clusters against their baselines.
+"""Start-up, tear-down, task throughput and rebuild time of clusterkit clusters against their baselines.
 
-    .venv/bin/python -m benchmarks [--repeat N] [--quick] [--only P1,P3] [--output DIR]
+    .venv/bin/python -m benchmarks [--repeat N] [--quick] [--only P1,P1b] [--output DIR]
     .venv/bin/python -m benchmarks --report-only [results.json] --output DIR
 
-All in one run on this machine, each figure the median of several runs with its
-spread (min-max); the benchmarks and their goals are in ``benchmarks.definitions``.
+All in one run on this machine, each figure the median of several runs (3 by
+default) with its spread (min-max), every ratio between medians of the same run;
+the benchmarks and their goals are in ``benchmarks.definitions``. P7a / P7b (a
+fresh machine's ``make up``) are measured by ``python -m benchmarks.fresh``; the
+report shows the figures it stored in ``benchmarks/fresh.json``.
 Writes ``RESULTS.md``, ``results.png`` and ``results.json`` (raw values, the phases
 of every ``up`` and the compose start-up profile) to ``--output`` (default: this
 folder). ``--report-only`` writes RESULTS.md and results.png again from a stored
@@ -26,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.definitions import BENCHES, P4_COUNTS, P4_COUNTS_QUICK, BenchDef, definitions
-from benchmarks.results import Results
+from benchmarks.results import Results, load_fresh
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+#: Where ``python -m benchmarks.fresh`` stores P7a / P7b.
+FRESH_JSON = HERE / "fresh.json"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -38,7 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--repeat", type=int, default=None, help="runs per measurement (default 3; --quick: 1)"
     )
     parser.add_argument(
-        "--p4-repeat", type=int, default=None, help="runs per N in P4 (default 2; --quick: 1)"
+        "--p4-repeat", type=int, default=None, help="runs per N in P4 (default 3; --quick: 1)"
     )
     parser.add_argument(
         "--p4-counts", default=None, help="worker counts of P4 (default 1,2,4,8,16; --quick: 1,4)"
@@ -70,13 +75,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(default: benchmarks/results.json) to --output",
     )
     args = parser.parse_args(argv)
-    wanted = [c.strip().upper() for c in (args.only or ",".join(BENCHES)).split(",") if c.strip()]
+    codes = {c.upper(): c for c in BENCHES}  # --only p1b,p7c works too
+    given = [c.strip() for c in (args.only or ",".join(BENCHES)).split(",") if c.strip()]
+    wanted = [codes.get(c.upper(), c) for c in given]
     bad = [c for c in wanted if c not in BENCHES]
     if bad:
         parser.error(f"--only: unknown {', '.join(bad)}; expected some of {', '.join(BENCHES)}")
     args.only_list = [c for c in BENCHES if c in wanted]
     args.repeat = args.repeat or (1 if args.quick else 3)
-    args.p4_repeat = args.p4_repeat or (1 if args.quick else 2)
+    args.p4_repeat = args.p4_repeat or (1 if args.quick else 3)
     if args.p4_counts:
         args.counts = tuple(sorted({int(c) for c in args.p4_counts.split(",")}))
     else:
@@ -131,8 +138,9 @@ def write_outputs(
     from benchmarks.report import print_table, report, write_results
 
     benches: dict[str, BenchDef] = definitions(counts)[0]
-    print_table(console, results, benches, only)
-    text = report(results, benches, only, counts)
+    fresh = load_fresh(FRESH_JSON)
+    print_table(console, results, benches, only, fresh)
+    text = report(results, benches, only, counts, fresh)
     reported_p8 = "P8" in only and any(k.startswith("P8/") for k in results.series)
     write_results(text, output / "RESULTS.md", kept_from, reported_p8)
     if with_json:
@@ -148,7 +156,10 @@ def report_only(args: argparse.Namespace, console: Any) -> int:
     results = Results.load(args.report_only)
     present = {x.bench for x in results.series.values()}
     only = [c for c in args.only_list if c in present]
-    counts = tuple(sorted({x.n for x in results.series.values() if x.bench == "P4" and x.n})) or args.counts
+    counts = (
+        tuple(sorted({x.n for k, x in results.series.items() if k.startswith("P4/N=") and x.n}))
+        or args.counts
+    )
     output = args.output
     kept_from = output / "RESULTS.md"
     if not kept_from.exists():

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.definitions import FIXTURE_WORKERS, WORKERS, BenchDef
+from benchmarks.definitions import FIXTURE_WORKERS, WORKERS, BenchDef, ratio
 from benchmarks.phases import has_events, mark_median, span
 from benchmarks.results import Results
 
@@ -50,14 +51,18 @@ def compose_facts(backend: str) -> dict[str, Any]:
     def seconds(text: Any) -> str:
         return str(text).removesuffix("s") + " s" if str(text).rstrip("s").isdigit() else str(text)
 
+    depends = worker.get("depends_on") or {}  # a list (start order only) or conditions by service
+    gate = (depends.get("scheduler") or {}).get("condition") if isinstance(depends, dict) else None
     return {
-        "gate": ((worker.get("depends_on") or {}).get("scheduler") or {}).get("condition"),
+        "gate": gate,
         "node": " ".join(scheduler["command"][:3]),
         "probe": " ".join(check.get("test", [])[1:4]),
         "interval": seconds(check.get("interval")),
         "worker interval": seconds(worker_check.get("interval")),
         "restart": scheduler.get("restart"),
         "stop": _stop_grace(),
+        "worker command": " ".join(str(x) for x in worker.get("command", [])),
+        "worker environment": dict(worker.get("environment") or {}),
     }
 
 
@@ -245,14 +250,28 @@ def analysis(code: str, results: Results, benches: dict[str, BenchDef]) -> str:
             f"stops every container in parallel{grace} and removes them, then the network. tini hands "
             "SIGTERM to the node program (the node entry point exec'd it)."
         )
+    if code == "P1b":
+        return dask_docker(results)
+    if code == "P7c":
+        return rebuild(results)
     if code == "P4":
-        counts = sorted(x.n for x in s.values() if x.bench == "P4" and x.n and x.median is not None)
+        counts = sorted(x.n for k, x in s.items() if k.startswith("P4/N=") and x.n and x.median is not None)
         if len(counts) < 2:
             return ""
         steps = ", ".join(f"N={c}: {med(f'P4/N={c}'):.2f} s" for c in counts)
         first, last = counts[0], counts[-1]
         per = (med(f"P4/N={last}") - med(f"P4/N={first}")) / (last - first)  # type: ignore[operator]
         text = f"{steps}; about {per:.2f} s per extra worker."
+        growth = ratio(s, f"P4/N={last}", f"P4/N={first}")
+        lc_growth = ratio(s, f"P4/localcluster/N={last}", f"P4/localcluster/N={first}")
+        if growth is not None and lc_growth is not None:
+            text += (
+                f" From N={first} to N={last} compose's ready time grows {growth:.2f}x, LocalCluster's "
+                f"{lc_growth:.2f}x ({med(f'P4/localcluster/N={first}'):.2f} s to "
+                f"{med(f'P4/localcluster/N={last}'):.2f} s, measured right after compose at the same N): "
+                f"{growth / lc_growth:.2f}x LocalCluster's growth. Both start N worker processes that "
+                f"import distributed on {cores} cores; what compose adds per worker is the container."
+            )
         phases = [
             f"N={c}: "
             + _clauses(
@@ -287,6 +306,86 @@ def analysis(code: str, results: Results, benches: dict[str, BenchDef]) -> str:
     if code == "P8":
         return fixture(results)
     return ""
+
+
+def dask_docker(results: Results) -> str:
+    """P1b: what the dask-docker layout does, and how long its client had to retry."""
+    runs = results.extras.get("dask-docker runs", [])
+    parts = [
+        "The dask-docker layout (`benchmarks/dask_docker/docker-compose.yml`, on the same node image): "
+        f"`<compose> up -d --scale worker={WORKERS}` creates and starts the scheduler and every worker "
+        "container at once (no healthcheck, no start-up gate, no restart policy, no resource limits), "
+        "each running `dask scheduler` / `dask worker tcp://scheduler:8786` (a worker tries the "
+        "scheduler again until it answers; its defaults: threads = the container's CPUs, the machine's "
+        "memory, the `spawn` start method). The user's side is a plain `distributed.Client` tried "
+        "again every 0.1-0.5 s (each attempt up to 1 s, distributed retrying inside it) until it "
+        f"connects, then `wait_for_workers({WORKERS})`; the timing runs from the Compose tool's start "
+        "to that call's return."
+    ]
+    if runs:
+
+        def median(field: str) -> float:
+            return statistics.median(float(r[field]) for r in runs)
+
+        failed = [int(r["failed connection attempts"]) for r in runs]
+        parts.append(
+            f"Medians of {len(runs)} run{'s' if len(runs) != 1 else ''}: the Compose tool returned after {median('compose up returned'):.2f} s, "
+            f"the client connected at {median('client connected'):.2f} s; connection attempts that failed "
+            f"before it connected: {', '.join(str(n) for n in failed)} (by run)."
+        )
+    f = compose_facts("dask")
+    if f:
+        gate = (
+            "its workers start once the scheduler's healthcheck passed"
+            if f.get("gate") == "service_healthy"
+            else "no service waits on a healthcheck"
+        )
+        env = f.get("worker environment") or {}
+        method = env.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD")
+        parts.append(
+            f"clusterkit's compose file differs: the nodes run `{f['node']} ROLE` under tini, {gate}, "
+            f"the workers run `{f['worker command']}`"
+            + (f" with the `{method}` start method" if method else "")
+            + (f", and both services have `restart: {f['restart']}`" if f.get("restart") else "")
+            + "; `cluster.up` itself polls the scheduler until every worker is registered (P1's phases)."
+        )
+    return " ".join(parts)
+
+
+def rebuild(results: Results) -> str:
+    """P7c: what a code-only rebuild does, and each sample."""
+    samples = results.extras.get("P7c samples", [])
+    parts = [
+        'A code-only change: `ensure_image("dask")` hashes the clusterkit source, finds that the '
+        "image's `clusterkit.source-hash` label differs and builds the same tag again on its tagged "
+        "venv stage (`clusterkit.images.build`): the steps before `COPY clusterkit` come from the "
+        "build cache, the source layer and the steps after it are new. Timed from the call to its "
+        "return (the source hash, the wheelhouse and base checks, the build context with the source "
+        "and its .pyc, the build). Samples: one from a copy of the source with one comment line "
+        "changed, one back to the real source, in each repetition."
+    ]
+    if samples:
+        by_source: dict[str, list[float]] = {}
+        for sample in samples:
+            by_source.setdefault(str(sample.get("source")), []).append(float(sample["seconds"]))
+        parts.append(
+            "Medians: "
+            + "; ".join(
+                f"{src} {statistics.median(v):.2f} s ({len(v)} run{'s' if len(v) != 1 else ''})"
+                for src, v in by_source.items()
+            )
+            + "."
+        )
+        cached = sum(1 for x in samples if x.get("source layer from the build cache"))
+        whole = sum(1 for x in samples if x.get("venv stage rebuilt too"))
+        if cached:
+            parts.append(
+                f"{cached} sample(s) took the source layer from the build cache (an image of that "
+                "source was still on the engine, in use): cheaper than a new change."
+            )
+        if whole:
+            parts.append(f"{whole} sample(s) rebuilt the venv stage too: not a code-only rebuild.")
+    return " ".join(parts)
 
 
 def fixture(results: Results) -> str:

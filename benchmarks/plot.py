@@ -2,25 +2,43 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks.definitions import WORKERS, BenchDef, evaluate
+from benchmarks.definitions import WORKERS, BenchDef, evaluate, ratio
 from benchmarks.phases import profile_medians
 from benchmarks.report import fmt
 from benchmarks.results import Results, Series
 
-CONTAINERS = ("compose", "testcontainers")
+CONTAINERS = ("compose", "testcontainers", "dask-docker layout")
 
 
 def _p4(ax: Any, bench: BenchDef, present: list[Series], s: dict[str, Series]) -> None:
-    xs = [x.n for x in present]
-    ax.plot(xs, [x.median for x in present], "o-", color="tab:blue", label="median")
-    ax.fill_between(xs, [x.low for x in present], [x.high for x in present], alpha=0.25, label="min-max")
-    base = s.get(bench.baseline)
-    if base is not None and base.median:
-        ax.axhline(bench.goal.limit * base.median, color="tab:red", ls="--", lw=1, label="2x N=1 (goal)")
+    goal = bench.goal
+    ticks: set[int] = set()
+    for runtime, color in (("compose", "tab:blue"), ("distributed.LocalCluster", "tab:gray")):
+        line = sorted((x for x in present if x.runtime == runtime and x.n), key=lambda x: x.n or 0)
+        if not line:
+            continue
+        xs = [x.n for x in line]
+        ticks.update(n for n in xs if n)
+        name = runtime.replace("distributed.", "")
+        ax.plot(xs, [x.median for x in line], "o-", color=color, label=f"{name} median")
+        ax.fill_between(xs, [x.low for x in line], [x.high for x in line], color=color, alpha=0.2)
+    base, lc_growth = s.get(goal.baseline or ""), ratio(s, goal.ref_subject, goal.ref_baseline)
+    if base is not None and base.median and lc_growth:
+        # The compose ready time at the largest N that meets the goal.
+        top = s[goal.subject].n if goal.subject in s else None
+        ax.axhline(
+            goal.limit * lc_growth * base.median,
+            color="tab:red",
+            ls="--",
+            lw=1,
+            label=f"goal at N={top}: {goal.limit}x LocalCluster's growth",
+        )
     ax.set_xscale("log", base=2)
+    xs = sorted(ticks)
     ax.set_xticks(xs, [str(n) for n in xs])
     ax.set_xlabel("workers (N)")
     ax.set_ylabel("ready time [s]")
@@ -34,6 +52,8 @@ def _bars(ax: Any, code: str, bench: BenchDef, present: list[Series], s: dict[st
             f"{x.runtime.replace(' (spark-class)', '')}\n{'spark' if 'Spark' in x.what else 'dask'}"
             for x in present
         ]
+    elif code == "P1b":
+        labels = ["clusterkit\ncompose" if x.runtime == "compose" else x.runtime for x in present]
     else:
         labels = [
             x.runtime.replace("distributed.", "").replace(" (spark-class)", "\n(spark-class)")
@@ -103,7 +123,8 @@ def plot(results: Results, benches: dict[str, BenchDef], only: list[str], path: 
         present = [s[k] for k in bench.keys if k in s and s[k].values]
         _, met = evaluate(bench.goal, s)
         verdict = {True: "met", False: "MISSED", None: "n/a"}[met]
-        ax.set_title(f"{bench.title}\ngoal: {bench.goal.text} ({verdict})", fontsize=9)
+        title = f"{bench.title}\ngoal: {bench.goal.text} ({verdict})"
+        ax.set_title("\n".join(textwrap.fill(line, 62) for line in title.splitlines()), fontsize=9)
         if not present:
             ax.text(0.5, 0.5, "no successful runs", ha="center", va="center", transform=ax.transAxes)
         elif code == "P4":

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.analysis import analysis
-from benchmarks.definitions import BenchDef, evaluate
+from benchmarks.definitions import FRESH_GOALS, BenchDef, Goal, evaluate, ratio
 from benchmarks.phases import has_events, phase_medians, profile_medians
 from benchmarks.results import Results, Series
 
@@ -35,20 +35,56 @@ def fmt_met(met: bool | None) -> str:
 
 def bench_rows(bench: BenchDef, s: dict[str, Series]) -> list[tuple[Series, str, bool]]:
     """(series, ratio text, is the goal's subject) for each series of ``bench`` that ran."""
-    base = s.get(bench.baseline)
     rows = []
     for key in bench.keys:
         x = s.get(key)
         if x is None:
             continue
-        if key == bench.baseline:
-            ratio = "baseline"
-        elif base is not None and base.median and x.median is not None:
-            ratio = fmt_ratio(x.median / base.median)
-        else:
-            ratio = "n/a"
-        rows.append((x, ratio, key == bench.goal.subject))
+        base = bench.baseline_of(key)
+        text = "baseline" if key == base else fmt_ratio(ratio(s, key, base))
+        rows.append((x, text, key == bench.goal.subject))
     return rows
+
+
+def measured(goal: Goal, s: dict[str, Series]) -> str:
+    """The goal's compared number as text; a ratio of ratios with both of its ratios."""
+    value, _ = evaluate(goal, s)
+    if goal.baseline is None:
+        return fmt(value, s[goal.subject].unit if goal.subject in s else "s")
+    if goal.ref_subject is None:
+        return fmt_ratio(value)
+    sides = [
+        (s[k].runtime.replace("distributed.", "") if k in s else k.split("/")[1], ratio(s, k, b))
+        for k, b in ((goal.subject, goal.baseline), (goal.ref_subject, goal.ref_baseline))
+    ]
+    return f"{fmt_ratio(value)} ({'; '.join(f'{name} {fmt_ratio(r)}' for name, r in sides)})"
+
+
+def fresh_rows(fresh: dict[str, Any] | None) -> list[tuple[str, str, str, str, bool | None]]:
+    """(code, title, goal text, measured text, met?) of P7a / P7b, from benchmarks/fresh.json."""
+    runs = (fresh or {}).get("runs") or {}
+    rows = []
+    for code, (what, limit) in FRESH_GOALS.items():
+        run = runs.get(code)
+        seconds = run.get("seconds") if isinstance(run, dict) else None
+        goal = f"<= {limit:.0f} s ({limit / 60:.0f} min)"
+        if isinstance(seconds, int | float):
+            minutes, rest = divmod(round(seconds), 60)
+            date = str(run.get("date") or (fresh or {}).get("date") or "?")[:19]
+            text = f"{seconds:.0f} s ({minutes} min {rest} s), from `python -m benchmarks.fresh` on {date}"
+            rows.append((code, f"{code}: {what}", goal, text, bool(seconds <= limit)))
+        else:
+            rows.append(
+                (code, f"{code}: {what}", goal, "not measured in this run: see benchmarks.fresh", None)
+            )
+    return rows
+
+
+FRESH_NOTE = (
+    "P7a / P7b are not measured by this command: `python -m benchmarks.fresh` times `make up` on a "
+    "fresh machine (an empty engine and caches) and stores the figures, step by step, in "
+    "benchmarks/fresh.json (and in its own section of benchmarks/RESULTS.md)."
+)
 
 
 def runs_text(x: Series) -> str:
@@ -130,8 +166,9 @@ def header(results: Results, only: list[str], counts: tuple[int, ...]) -> list[s
         "median of the runs, with the spread as min-max. Images were present before timing "
         "(`cluster.up` is given the image ref, so no build happens inside a measurement; P8's `Cluster` "
         "checks the image itself, as the fixture does)"
+        + ("; P7c times the rebuild of the dask image, after every other round" if "P7c" in only else "")
         + (
-            "; one warm-up round of P1/P2/P3/P5 was run first and discarded."
+            "; one warm-up round of P1/P1b/P2/P3/P5 was run first and discarded."
             if warmup
             else "; no warm-up round."
         ),
@@ -139,17 +176,24 @@ def header(results: Results, only: list[str], counts: tuple[int, ...]) -> list[s
     return lines
 
 
-def report(results: Results, benches: dict[str, BenchDef], only: list[str], counts: tuple[int, ...]) -> str:
-    """RESULTS.md as text."""
+def report(
+    results: Results,
+    benches: dict[str, BenchDef],
+    only: list[str],
+    counts: tuple[int, ...],
+    fresh: dict[str, Any] | None = None,
+) -> str:
+    """RESULTS.md as text; ``fresh``: what ``python -m benchmarks.fresh`` stored (P7a / P7b)."""
     s = results.series
     lines = header(results, only, counts)
     lines += ["", "## Summary", "", "| benchmark | goal | measured (medians) | met? |", "|---|---|---|---|"]
     for code in only:
         bench = benches[code]
-        value, met = evaluate(bench.goal, s)
-        unit = s[bench.goal.subject].unit if bench.goal.subject in s else "s"
-        measured = fmt_ratio(value) if bench.goal.baseline else fmt(value, unit)
-        lines.append(f"| {bench.title} | {bench.goal.text} | {measured} | {fmt_met(met)} |")
+        _, met = evaluate(bench.goal, s)
+        lines.append(f"| {bench.title} | {bench.goal.text} | {measured(bench.goal, s)} | {fmt_met(met)} |")
+    for _, title, goal, text, met in fresh_rows(fresh):
+        lines.append(f"| {title} | {goal} | {text} | {fmt_met(met)} |")
+    lines += ["", FRESH_NOTE]
     for code in only:
         bench = benches[code]
         _, met = evaluate(bench.goal, s)
@@ -160,10 +204,10 @@ def report(results: Results, benches: dict[str, BenchDef], only: list[str], coun
             "| what | runtime | median | min | max | runs | ratio vs baseline | goal | met? |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-        for x, ratio, is_goal in bench_rows(bench, s):
+        for x, ratio_text, is_goal in bench_rows(bench, s):
             lines.append(
                 f"| {x.what} | {x.runtime} | {fmt(x.median, x.unit)} | {fmt(x.low, x.unit)} | "
-                f"{fmt(x.high, x.unit)} | {runs_text(x)} | {ratio} | {bench.goal.text if is_goal else ''} | "
+                f"{fmt(x.high, x.unit)} | {runs_text(x)} | {ratio_text} | {bench.goal.text if is_goal else ''} | "
                 f"{fmt_met(met) if is_goal else ''} |"
             )
         why = analysis(code, results, benches)
@@ -224,7 +268,13 @@ def write_results(text: str, path: Path, kept_from: Path | None = None, reported
     path.write_text(text)
 
 
-def print_table(console: Any, results: Results, benches: dict[str, BenchDef], only: list[str]) -> None:
+def print_table(
+    console: Any,
+    results: Results,
+    benches: dict[str, BenchDef],
+    only: list[str],
+    fresh: dict[str, Any] | None = None,
+) -> None:
     from rich.table import Table
 
     from benchmarks.phases import PHASES
@@ -237,7 +287,7 @@ def print_table(console: Any, results: Results, benches: dict[str, BenchDef], on
         bench = benches[code]
         _, met = evaluate(bench.goal, results.series)
         up_keys += [k for k in bench.keys if k in results.phases]
-        for x, ratio, is_goal in bench_rows(bench, results.series):
+        for x, ratio_text, is_goal in bench_rows(bench, results.series):
             met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[met] if is_goal else ""
             table.add_row(
                 code,
@@ -247,10 +297,13 @@ def print_table(console: Any, results: Results, benches: dict[str, BenchDef], on
                 fmt(x.low, x.unit),
                 fmt(x.high, x.unit),
                 runs_text(x),
-                ratio,
+                ratio_text,
                 bench.goal.text if is_goal else "",
                 met_text,
             )
+    for code, title, goal, text, met in fresh_rows(fresh):
+        met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[met]
+        table.add_row(code, title.split(": ", 1)[1], "benchmarks.fresh", text, "", "", "", "", goal, met_text)
     console.print(table)
     if not up_keys:
         return

@@ -122,3 +122,18 @@ class Results:
                 if any(len(m) > 1 for m in marks):
                     results.phases[key] = marks
         return results
+
+
+def load_fresh(path: Path) -> dict[str, Any] | None:
+    """What ``python -m benchmarks.fresh`` stored (P7a / P7b), or ``None`` if there is nothing usable.
+
+    The file: ``{"date": ISO, "command": str, "runs": {"P7a": {"seconds": float,
+    "steps": {step: seconds}}, "P7b": {...}}}``.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), dict):
+        return None
+    return data

@@ -73,6 +73,11 @@ class DaskBackend(Backend):
     health_marker = "ok"
     #: A worker container's own HTTP server (``/health``, what its probe reads); not published.
     worker_ui_port = 8789
+    #: Every node of a cluster gets this (a spec's ``env`` overrides it). The nanny forks
+    #: its worker process instead of spawning a fresh interpreter, so a worker imports
+    #: ``distributed`` once, not twice (~0.8 CPU-s less per worker in a container);
+    #: ``client.restart()`` forks a new one from the nanny and keeps working.
+    node_env = {"DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"}
 
     def __init__(self) -> None:
         self._client: Any = None

@@ -1,17 +1,20 @@
 """Node images: build ``clusterkit/<backend>:<hash12>`` offline, and keep it current.
 
-The build runs with no network from a minimal temporary context: the
-Dockerfile, the trim script, a requirement file generated from the backend
-lock, the wheels from the host wheelhouse and the clusterkit source. The
-clusterkit source is the last (small) layer and is not in the tag: its hash
-is the ``clusterkit.source-hash`` label, so after a code-only change
-:func:`ensure_image` rebuilds just that layer under the same tag.
+Two parts, both with no network. The venv: ``images/install-venv.sh`` runs
+in a container of the base image with the host wheelhouse mounted read-only,
+and the container is committed as ``clusterkit/<backend>-env:<hash12>`` (one
+layer; no wheel is copied into a build context or an image layer, which on
+fuse-overlayfs took over half of a cold build). The node image: the backend's
+Dockerfile on top of it, from a context of the Dockerfile and the clusterkit
+source only. The clusterkit source is the last (small) layer and is not in
+the tag: its hash is the ``clusterkit.source-hash`` label, so after a
+code-only change :func:`ensure_image` rebuilds just that layer under the
+same tag, sending about a megabyte to the engine.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -20,7 +23,7 @@ from typing import Any
 
 from clusterkit import __version__, labels
 from clusterkit.errors import BuildError
-from clusterkit.images import paths, transcript
+from clusterkit.images import commit, paths, transcript
 from clusterkit.images.base import build_base, missing_online_base
 from clusterkit.images.locks import (
     PYTHON_MINOR,
@@ -55,7 +58,7 @@ def node_requirements(backend: str, manifest: dict) -> str:
 
 
 def label_instruction(image_labels: dict[str, str]) -> str:
-    """A single Dockerfile LABEL line; values are JSON-quoted (the parser unescapes them)."""
+    """A single LABEL instruction; values are JSON-quoted (the parser unescapes them)."""
     return "LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(image_labels.items()))
 
 
@@ -81,13 +84,6 @@ def _copy_source(dest: Path) -> None:
         )
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copy2(src, dest)
-
-
 def build_node_image(
     backend: str, *, base_image: str | None = None, progress: Progress = quiet, force: bool = False
 ) -> str:
@@ -108,8 +104,7 @@ def build_node_image(
     if probs:
         raise BuildError(f"{backend}.lock is out of date with {UNION_LOCK} ({probs[0]}): run `make lock`")
     ref = image_tag(backend, base_image=base_image)
-    house = wheelhouse(progress=progress)
-    base = build_base(backend == "spark", base_image=base_image, progress=progress)
+    house, base = _inputs(backend, base_image, progress)
     manifest = json.loads((house / "manifest.json").read_text())
     versions = {n: p.version for n, p in sorted(read_lock(lock_path(backend)).items())}
     image_labels = {
@@ -124,7 +119,7 @@ def build_node_image(
         "clusterkit.versions": json.dumps(versions, separators=(",", ":")),
     }
     # The venv stage gets its own tag so that `docker image prune` cannot
-    # drop it as dangling: it is the cache a code-only rebuild relies on.
+    # drop it: it is what a code-only rebuild starts from.
     env = env_tag(ref)
     with_env = force or get_image(engine, env) is None
     doing = f"building {ref}" + (f" and its venv stage {env}" if with_env else " on its cached venv stage")
@@ -132,30 +127,43 @@ def build_node_image(
         transcript.step(progress, "build", ref, doing) as log,
         tempfile.TemporaryDirectory(prefix=f"clusterkit-{backend}-") as tmp,
     ):
-        ctx = Path(tmp)
-        for p in node_files(backend):
-            shutil.copy(p, ctx / ("Dockerfile" if p.name.startswith("Dockerfile") else p.name))
-        (ctx / "requirements.txt").write_text(node_requirements(backend, manifest))
-        (ctx / "wheels").mkdir()
-        for name in versions:
-            f = manifest[name]["file"]
-            _link_or_copy(house / "wheels" / f, ctx / "wheels" / f)
-        _copy_source(ctx / "clusterkit")
-        # One LABEL step at the end (build-time `labels=` makes one step per label).
+        replaced = [_image_id(engine, r) for r in (env, ref)]
+        dockerfile, *scripts = node_files(backend)
+        if with_env:
+            setup = Path(tmp) / "setup"
+            setup.mkdir()
+            for p in scripts:
+                shutil.copy(p, setup / p.name)
+            (setup / "requirements.txt").write_text(node_requirements(backend, manifest))
+            commit.install_env(engine, log, base, env, setup, house / "wheels")
+        _copy_source(Path(tmp) / "clusterkit")
         # The lock hash also goes into the environment: the drift check reads it
         # from inside each node.
-        with open(ctx / "Dockerfile", "a") as f:
-            f.write("\n" + label_instruction(image_labels) + "\n")
-            f.write(f"ENV CLUSTERKIT_LOCK_HASH={image_labels['clusterkit.lock-hash']}\n")
-        # No network: everything the image needs is in the context.
-        common = {"path": str(ctx), "buildargs": {"BASE": base}, "network_mode": "none", "nocache": force}
-        replaced = [_image_id(engine, r) for r in (env, ref)]
-        if with_env:
-            transcript.stream_build(engine, log, env, tag=env, target="env", **common)
-        transcript.stream_build(engine, log, ref, tag=ref, **common)
+        more = [
+            label_instruction(image_labels),
+            f"ENV CLUSTERKIT_LOCK_HASH={image_labels['clusterkit.lock-hash']}",
+        ]
+        commit.apply_recipe(engine, log, env, ref, dockerfile, Path(tmp) / "clusterkit", more)
     for old in replaced:
         _remove_if_dangling(engine, old)
     return ref
+
+
+def _inputs(backend: str, base_image: str | None, progress: Progress) -> tuple[Path, str]:
+    """The wheelhouse and the base image, made side by side when both are missing.
+
+    One is mostly downloads and a pip wheel build, the other mostly dpkg:
+    on a fresh machine they overlap, which saves the shorter of the two.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clusterkit-base") as pool:
+        base = pool.submit(build_base, backend == "spark", base_image=base_image, progress=progress)
+        try:
+            house = wheelhouse(progress=progress)
+        finally:
+            base_ref = base.result()  # waited for either way: no mmdebstrap is left running
+    return house, base_ref
 
 
 def _image_id(engine: Any, ref: str) -> str | None:

@@ -17,6 +17,7 @@ image (same tag, new last layer) makes the notebook image stale too, and
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,7 +27,6 @@ from clusterkit.errors import BuildError
 from clusterkit.images import paths, transcript
 from clusterkit.images.build import (
     _image_id,
-    _link_or_copy,
     _remove_if_dangling,
     build_node_image,
     ensure_image,
@@ -37,6 +37,13 @@ from clusterkit.images.store import client, get_image
 from clusterkit.images.tags import REPO, digest, env_tag, image_tag, read_input
 from clusterkit.images.wheels import wheelhouse
 from clusterkit.progress import Progress, quiet
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
 
 #: The label naming the node image (ID) a notebook image was built on.
 NODE_IMAGE = "clusterkit.node-image"

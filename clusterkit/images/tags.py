@@ -2,7 +2,7 @@
 
 A tag is computed from files, never looked up on the engine, so "is the image
 current?" is a string comparison. ``clusterkit/<backend>:<hash12>`` covers the
-backend lock, its Dockerfile, the trim script, the base tag and
+backend lock, its Dockerfile, the venv scripts, the base tag and
 ``clusterkit.__version__``; the clusterkit source is deliberately left out
 (it is the last, small layer, described by :func:`source_hash` in a label),
 so a code-only change rebuilds one layer under the same tag.
@@ -79,9 +79,9 @@ def base_tag(jre: bool, *, base_image: str | None = None) -> str:
 
 
 def node_files(backend: str) -> list[Path]:
-    """The recipe files of a node image (they go into its build context and its tag)."""
+    """The recipe files of a node image, its Dockerfile first (all of them are in its tag)."""
     d = paths.images_dir()
-    return [d / f"Dockerfile.{backend}", d / "trim-venv.sh"]
+    return [d / f"Dockerfile.{backend}", d / "install-venv.sh", d / "trim-venv.sh"]
 
 
 def image_tag(backend: str, *, base_image: str | None = None) -> str:

@@ -24,6 +24,8 @@ from clusterkit.spec import ClusterSpec
 
 #: Seconds a node gets between SIGTERM and SIGKILL.
 STOP_GRACE = 5
+#: How often the engine probes a node (each probe starts a Python in the container).
+PROBE_INTERVAL = "5s"
 
 
 def project_name(cluster: str) -> str:
@@ -89,9 +91,10 @@ def render(
             "stop_grace_period": f"{STOP_GRACE}s",
             "networks": ["cluster"],
             "labels": labels.cluster_labels(spec.name, spec.backend, "compose", role),
-            # Workers start once the scheduler is healthy, so its probe runs often;
-            # nothing waits on a worker's health, so theirs cost less CPU.
-            "healthcheck": healthcheck(commands[role]["probe"], "1s" if role == "scheduler" else "5s"),
+            # Nothing waits on a probe (workers wait for the scheduler's port
+            # themselves, `up` waits for the registered-worker count): probes only
+            # feed `status`, so they run seldom and leave the CPU to starting nodes.
+            "healthcheck": healthcheck(commands[role]["probe"], PROBE_INTERVAL),
         }
         if env:
             svc["environment"] = dict(sorted(env.items()))
@@ -107,7 +110,9 @@ def render(
         published(spec.bind_address, spec.dashboard_port),
     ]
     worker = service("worker")
-    worker["depends_on"] = {"scheduler": {"condition": "service_healthy"}}
+    # Started right after the scheduler, not once it is healthy: a worker waits for
+    # the scheduler's port itself (`clusterkit.node`), so no health gate holds it back.
+    worker["depends_on"] = [SCHEDULER_HOST]
     worker["scale"] = spec.workers
     worker["cpus"] = float(spec.cores)
     worker["mem_limit"] = worker_memory_limit(spec)

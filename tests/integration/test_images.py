@@ -18,7 +18,7 @@ import pytest
 
 from clusterkit import images
 from clusterkit.errors import BuildError, ImageNotFound
-from clusterkit.images import build, paths
+from clusterkit.images import paths
 
 pytestmark = pytest.mark.docker
 
@@ -148,18 +148,15 @@ def test_dask_image_has_no_java_or_pyspark(engine):
     assert "nojava" in out and "ModuleNotFoundError" in out
 
 
-@pytest.mark.slow
-def test_node_build_runs_without_network(engine, monkeypatch):
-    seen = []
-    real = build.transcript.stream_build
-
-    def spy(client, log, what, **kwargs):
-        seen.append(kwargs)
-        return real(client, log, what, **kwargs)
-
-    monkeypatch.setattr(build.transcript, "stream_build", spy)
-    images.build_node_image("dask")  # from the layer cache
-    assert seen and all(k.get("network_mode") == "none" for k in seen)
+def test_the_venv_install_runs_without_network(engine, images_copy):
+    """install-venv.sh sees only the loopback interface (the step that reads the wheelhouse)."""
+    images.ensure_image("dask")  # wheelhouse and base present
+    script = images_copy / "install-venv.sh"
+    probe = 'echo "interfaces: $(ls /sys/class/net | tr "\\n" " ")"; false\n'
+    script.write_text(script.read_text().replace("set -eu\n", "set -eu\n" + probe, 1))
+    with pytest.raises(BuildError) as err:
+        images.build_node_image("dask")
+    assert re.search(r"^interfaces: lo\s*$", str(err.value), re.M), str(err.value)
 
 
 def _layers(engine, ref: str) -> list[str]:
@@ -253,8 +250,8 @@ def test_lock_naming_a_nonexistent_package(engine, images_copy, tmp_path, monkey
 @pytest.mark.slow
 def test_failed_build_leaves_no_tag_and_no_container(engine, images_copy):
     images.ensure_image("dask")  # wheelhouse and base present, so only the build fails
-    df = images_copy / "Dockerfile.dask"
-    df.write_text(df.read_text().replace("AS env\n", "AS env\nRUN echo failing on purpose && false\n", 1))
+    script = images_copy / "install-venv.sh"
+    script.write_text(script.read_text().replace("set -eu\n", "set -eu\necho failing on purpose; false\n", 1))
     tag = images.image_tag("dask")
     before_tags, before_containers = _tags(engine), _containers(engine)
     with pytest.raises(BuildError, match=r"failing on purpose|returned a non-zero code"):

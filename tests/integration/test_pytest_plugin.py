@@ -60,9 +60,15 @@ def test_two_workers(dask_cluster):
     assert len(dask_cluster.status().workers) == 2
 
 def test_restart_gives_clean_workers(dask_cluster):
+    import os
+
     c = dask_cluster.client
-    c.restart()
+    before = set(c.run(os.getpid).items())  # (worker address, pid): a pid alone repeats across containers
+    c.restart()  # the nannies fork new worker processes
+    after = set(c.run(os.getpid).items())
     assert len(c.scheduler_info()["workers"]) == 2
+    assert len(after) == 2 and not before & after
+    assert c.submit(inc, 1).result() == 2
 """,
     )
     result = run_suite(pytester, tmp_path / "rec")
