@@ -61,7 +61,7 @@ def wheelhouse(lock: Path | None = None, *, progress: Progress = quiet) -> Path:
             try:
                 manifest = _fill_wheelhouse(work, pins, log)
                 (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-                for scratch in ("sdists", "built", "binary.txt", "source.txt"):
+                for scratch in ("built", "binary.txt", "source.txt"):
                     p = work / scratch
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
                 if final.exists():
@@ -127,37 +127,35 @@ def missing_distribution(output: str) -> str | None:
 def _build_source_wheels(
     work: Path, wheels: Path, pins: list[Pin], log: transcript.Transcript
 ) -> dict[str, str]:
-    sdists = work / "sdists"
-    sdists.mkdir()
+    """Pure wheels for the source-only pins, built (or taken from pip's wheel cache) from hash-checked sdists.
+
+    ``pip wheel`` by requirement, not by a downloaded file: the host venv's
+    install (``make venv``, same lock) has already built these wheels from
+    the same sdists, and pip's cache gives them back by that link, so a
+    fresh machine builds pyspark's ~300 MB wheel once, not twice.
+    """
     req = work / "source.txt"
     req.write_text("\n".join(p.line() for p in pins) + "\n")
     names = ", ".join(f"{p.name}=={p.version}" for p in pins)
-    r = _pip(
-        ["download", "--no-deps", "--require-hashes", "--no-binary=:all:", "-d", str(sdists), "-r", str(req)],
-        log,
-    )
+    out = work / "built"
+    r = _pip(["wheel", "--no-deps", "--require-hashes", "-w", str(out), "-r", str(req)], log)
     if r.returncode:
         raise log.error(
-            f"pip could not download {names}: no wheel for cp{WHEEL_PYTHON}/{WHEEL_PLATFORM} and no sdist "
-            f"on the package index, or the index is unreachable ({last_error(r.stdout)}); "
+            f"pip could not build {names}: no wheel for cp{WHEEL_PYTHON}/{WHEEL_PLATFORM}, and no sdist "
+            f"on the package index that builds, or the index is unreachable ({last_error(r.stdout)}); "
             "fix the name or version in images/requirements.in and run `make lock`"
         )
     built: dict[str, str] = {}
-    for sdist in sorted(sdists.iterdir()):
-        out = work / "built"
-        r = _pip(["wheel", "--no-deps", "-w", str(out), str(sdist)], log)
-        if r.returncode:
-            raise log.error(f"building a wheel from {sdist.name} failed: {last_error(r.stdout)}")
-        for whl in out.iterdir():
-            tags = whl.name[:-4].split("-")[-3:]
-            if tags[1:] != ["none", "any"]:
-                raise BuildError(
-                    f"{sdist.name} built a platform wheel {whl.name}; only pure-Python "
-                    "sdists can be used, the node platform needs a published wheel"
-                )
-            dest = wheels / whl.name
-            whl.rename(dest)
-            built[wheel_name(whl.name)] = sha256(dest)
+    for whl in sorted(out.iterdir()):
+        tags = whl.name[:-4].split("-")[-3:]
+        if tags[1:] != ["none", "any"]:
+            raise BuildError(
+                f"{whl.name} is a platform wheel built from an sdist; only pure-Python "
+                "sdists can be used, the node platform needs a published wheel"
+            )
+        dest = wheels / whl.name
+        whl.rename(dest)
+        built[wheel_name(whl.name)] = sha256(dest)
     return built
 
 
