@@ -202,14 +202,20 @@ def worker_costs(results: Results) -> str:
     worker = nums.get("container import worker")
     if worker is not None:
         node = nums.get("container import node")
-        per = (node or 0.0) + 2 * worker
+        env = (compose_facts("dask") or {}).get("worker environment") or {}
+        forks = env.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD") == "fork"
+        per = (node or 0.0) + (1 if forks else 2) * worker
         entry = f" ({node:.2f} s of imports)" if node is not None else " (not measured in this run)"
+        how = (
+            "forks the worker process, which inherits those imports (`multiprocessing-method: fork`)"
+            if forks
+            else "spawns the worker process, which imports it again"
+        )
         parts.append(
             f"Each worker container runs the node entry point{entry}, which execs the nanny; the nanny "
-            f"imports distributed ({worker:.2f} s) "
-            f"and spawns the worker process, which imports it again: ~{per:.1f} CPU-s per worker, "
+            f"imports distributed ({worker:.2f} s) and {how}: ~{per:.1f} CPU-s per worker, "
             f"~{WORKERS * per:.1f} CPU-s for {WORKERS} workers on {cores} cores, i.e. >= "
-            f"{WORKERS * per / cores:.1f} s after the workers start."
+            f"{WORKERS * per / cores:.1f} s after the workers start, plus the scheduler's own start."
         )
     host = nums.get("host import worker")
     if host is not None:
@@ -357,12 +363,13 @@ def rebuild(results: Results) -> str:
     samples = results.extras.get("P7c samples", [])
     parts = [
         'A code-only change: `ensure_image("dask")` hashes the clusterkit source, finds that the '
-        "image's `clusterkit.source-hash` label differs and builds the same tag again on its tagged "
-        "venv stage (`clusterkit.images.build`): the steps before `COPY clusterkit` come from the "
-        "build cache, the source layer and the steps after it are new. Timed from the call to its "
-        "return (the source hash, the wheelhouse and base checks, the build context with the source "
-        "and its .pyc, the build). Samples: one from a copy of the source with one comment line "
-        "changed, one back to the real source, in each repetition."
+        "image's `clusterkit.source-hash` label differs and makes the same tag again on its tagged "
+        "venv image (`clusterkit.images.commit`): a container of the venv image gets the source "
+        "(about 1 MB, .pyc compiled on the host) and is committed with the image's settings and "
+        "labels; no `docker build`, no build context. Timed from the call to its return (the source "
+        "hash, the wheelhouse and base checks, copying and compiling the source, the commit). "
+        "Samples: one from a copy of the source with one comment line changed, one back to the real "
+        "source, in each repetition."
     ]
     if samples:
         by_source: dict[str, list[float]] = {}
@@ -376,13 +383,7 @@ def rebuild(results: Results) -> str:
             )
             + "."
         )
-        cached = sum(1 for x in samples if x.get("source layer from the build cache"))
         whole = sum(1 for x in samples if x.get("venv stage rebuilt too"))
-        if cached:
-            parts.append(
-                f"{cached} sample(s) took the source layer from the build cache (an image of that "
-                "source was still on the engine, in use): cheaper than a new change."
-            )
         if whole:
             parts.append(f"{whole} sample(s) rebuilt the venv stage too: not a code-only rebuild.")
     return " ".join(parts)

@@ -110,24 +110,6 @@ def edit_comment(root: Path, marker: str) -> tuple[str, int]:
     raise RuntimeError(f"no comment line to change under {root}")
 
 
-def source_layer_cached(ref: str) -> bool | None:
-    """Did the last build of ``ref`` take its clusterkit source layer from the build cache?
-
-    Read from the build's transcript (``None`` if it cannot tell): an image of
-    the same source that a container still uses keeps that layer in the cache.
-    """
-    from clusterkit.images import transcript
-
-    try:
-        lines = [x.strip() for x in transcript.log_path(ref).read_text().splitlines() if x.strip()]
-    except OSError:
-        return None
-    for number, line in enumerate(lines):
-        if line.startswith("Step ") and " : COPY clusterkit " in line:
-            return number + 1 < len(lines) and lines[number + 1] == "---> Using cache"
-    return None
-
-
 class Runner:
     """Runs single rounds and adds what they measured to ``results``."""
 
@@ -556,11 +538,9 @@ class Runner:
         if not events:
             raise RuntimeError("ensure_image built nothing: the image already had this source")
         whole = any("and its venv stage" in e for e in events)
-        cached = source_layer_cached(ref)
-        notes = [
-            n for n, on in (("the venv stage too", whole), ("source layer from the cache", cached)) if on
-        ]
-        self.say(f"{label}: rebuilt in {took:.2f} s" + (f" [yellow]({', '.join(notes)})" if notes else ""))
+        self.say(
+            f"{label}: {ref} rebuilt in {took:.2f} s" + (" [yellow](the venv stage too)" if whole else "")
+        )
         self.results.add(key, took, **meta[key])
         self.results.extras.setdefault("P7c samples", []).append(
             {
@@ -568,7 +548,6 @@ class Runner:
                 "what": label,
                 "seconds": took,
                 "venv stage rebuilt too": whole,
-                "source layer from the build cache": cached,
             }
         )
 

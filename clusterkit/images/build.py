@@ -144,7 +144,7 @@ def build_node_image(
             f"ENV CLUSTERKIT_LOCK_HASH={image_labels['clusterkit.lock-hash']}",
         ]
         commit.apply_recipe(engine, log, env, ref, dockerfile, Path(tmp) / "clusterkit", more)
-    for old in replaced:
+    for old in reversed(replaced):  # the node image first: it is the venv image's child
         _remove_if_dangling(engine, old)
     return ref
 
