@@ -95,8 +95,12 @@ soak: venv images ## 25 up/down cycles: nothing may be left (containers, network
 	$(BIN)/pytest tests/soak/soak_up_down.py -m soak -s $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: venv images ## Run the benchmarks; writes benchmarks/RESULTS.md and results.png
+bench: venv images ## Run the benchmarks (P1-P8, P7c); writes benchmarks/RESULTS.md and results.png
 	$(BIN)/python -m benchmarks
+
+.PHONY: bench-fresh
+bench-fresh: venv ## P7a/P7b: time `make up` from a clean clone with no clusterkit image and empty caches
+	$(BIN)/python -m benchmarks.fresh --backend both
 
 .PHONY: clean
 clean: ## Remove the venv and caches (not images; see `clusterkit image prune`)

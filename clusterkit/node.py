@@ -5,12 +5,14 @@
 
 Same as ``clusterkit node ...``, without the CLI's imports (click, rich, the
 runtimes): every worker container pays this start-up, on 2 cores, N times.
-The process execs the backend's program, so signals reach it directly.
+The process execs the backend's program (or, for a Python worker program it
+imported while the scheduler started, runs it in place), so signals reach it directly.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -55,6 +57,13 @@ def run(argv: list[str] | None = None) -> None:
     else:
         cores = parse_count("cores", args.cores, high=512)
         memory = parse_memory(args.memory)
+        if backend.worker_module:
+            # Most of a worker's start is importing its program: do it now, while the scheduler
+            # starts, then wait for the scheduler's port, then run the program in this process
+            # (launch), so it connects at once instead of backing off (Dask's retries wait up to
+            # seconds between attempts). The environment first: dask reads its config on import.
+            os.environ.update(backend.node_process_env("worker", None, args.secrets))
+            importlib.import_module(backend.worker_module)
         await_scheduler(args.scheduler, backend.scheduler_port)
         options = {"webui_port": backend.worker_ui_port} if backend.worker_ui_port else {}
         backend.start_worker(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import runpy
 import socket
 import subprocess
 import sys
@@ -122,9 +123,22 @@ def launch(
     """Run a node program: replace this process, or start it in its own session.
 
     ``detach=False`` is what a container's main process does (exec, so signals
-    reach the program directly); ``detach=True`` is the local runtime's way.
+    reach the program directly; or, for a Python program this process has
+    already imported, run it right here); ``detach=True`` is the local runtime's way.
     """
     full_env = {**os.environ, **(env or {})}
+    python_module = len(argv) > 2 and argv[0] == sys.executable and argv[1] == "-m"
+    if not detach and python_module and argv[2] in sys.modules:
+        # Imported ahead by this process (a worker container's entry point, while the
+        # scheduler started): run it here rather than exec, so its imports are not paid again.
+        import warnings
+
+        os.environ.update(env or {})
+        sys.argv = [argv[2], *argv[3:]]
+        with warnings.catch_warnings():  # "found in sys.modules ... prior to execution": as intended
+            warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+        sys.exit(0)
     if not detach:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -168,6 +182,9 @@ class Backend:
     node_env: dict[str, str] = {}
     #: A worker's own web UI port inside its container, for its probe (``None``: no such UI).
     worker_ui_port: int | None = None
+    #: The worker program's module, when it is Python (``python -m <module>``): a worker
+    #: container imports it while the scheduler starts and runs it in the same process.
+    worker_module: str | None = None
     #: What the local runtime passes to ``start_worker``: several workers share one host.
     local_worker_options: dict[str, Any] = {}
 

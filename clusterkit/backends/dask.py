@@ -78,6 +78,7 @@ class DaskBackend(Backend):
     #: ``distributed`` once, not twice (~0.8 CPU-s less per worker in a container);
     #: ``client.restart()`` forks a new one from the nanny and keeps working.
     node_env = {"DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD": "fork"}
+    worker_module = "distributed.cli.dask_worker"
 
     def __init__(self) -> None:
         self._client: Any = None
@@ -115,7 +116,7 @@ class DaskBackend(Backend):
         argv = [
             sys.executable,
             "-m",
-            "distributed.cli.dask_worker",
+            self.worker_module,
             f"{protocol}://{format_host(shost)}:{sport}",
             *_tls_flags(secrets_dir),
             "--nthreads",
@@ -135,7 +136,10 @@ class DaskBackend(Backend):
         if host:
             argv += ["--host", host, "--dashboard-address", f"{format_host(host)}:{webui_port or 0}"]
         elif webui_port is not None:
-            argv += ["--dashboard-address", f":{webui_port}"]  # in a container: its probe reads /health
+            # In a container: the HTTP server stays (its probe reads /health) but not the
+            # Bokeh dashboard, which nobody outside the container network can open and whose
+            # import (~0.6 CPU-s) every worker would pay before it registers.
+            argv += ["--dashboard-address", f":{webui_port}", "--no-dashboard"]
         return argv
 
     def node_process_env(

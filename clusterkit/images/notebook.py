@@ -45,6 +45,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
     except OSError:
         shutil.copy2(src, dest)
 
+
 #: The label naming the node image (ID) a notebook image was built on.
 NODE_IMAGE = "clusterkit.node-image"
 

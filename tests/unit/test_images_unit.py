@@ -10,7 +10,7 @@ import pytest
 
 from clusterkit import images
 from clusterkit.errors import BuildError, UnknownBackend
-from clusterkit.images import build, paths, tags, wheels
+from clusterkit.images import build, commit, paths, tags, wheels
 
 REPO_IMAGES = paths.images_dir()
 
@@ -264,3 +264,44 @@ def test_cli_image_tag(monkeypatch):
     assert result.exit_code == 0 and result.output.strip() == images.image_tag("dask")
     result = CliRunner().invoke(main, ["image", "tag", "ray"])
     assert result.exit_code == 2 and "unknown backend 'ray'" in result.output
+
+
+# --- the node recipe: Dockerfile.<backend> read as commit changes ------------------------------
+
+
+@pytest.mark.parametrize("backend", ["dask", "spark"])
+def test_the_node_dockerfiles_are_recipes(backend):
+    settings, dest = commit.recipe(REPO_IMAGES / f"Dockerfile.{backend}")
+    assert dest == "/opt/clusterkit/clusterkit"
+    words = [s.split()[0] for s in settings]
+    assert {"ENV", "WORKDIR", "USER", "ENTRYPOINT", "CMD"} <= set(words)
+    assert "USER clusterkit" in settings  # nodes never run as root
+    env = next(s for s in settings if s.startswith("ENV PATH="))
+    assert "$PATH" not in env and "/usr/bin" in env  # a commit adds no default PATH
+    assert not any("\\" in s for s in settings)  # continuation lines are joined
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [("RUN pip install x", "RUN is not something"), ("ADD x /y", "ADD is not something")],
+)
+def test_a_recipe_with_a_build_step_is_refused(tmp_path, line, problem):
+    p = tmp_path / "Dockerfile.x"
+    p.write_text(f"ARG ENV\nFROM ${{ENV}}\n{line}\nCOPY clusterkit /opt/c\n")
+    with pytest.raises(BuildError, match=problem) as err:
+        commit.recipe(p)
+    assert "install-venv.sh" in str(err.value)  # where run steps go instead
+
+
+def test_a_recipe_without_the_source_is_refused(tmp_path):
+    p = tmp_path / "Dockerfile.x"
+    p.write_text("ARG ENV\nFROM ${ENV}\nUSER clusterkit\n")
+    with pytest.raises(BuildError, match="COPY clusterkit"):
+        commit.recipe(p)
+
+
+def test_the_venv_scripts_are_in_the_tag(images_copy):
+    before = images.image_tag("dask")
+    with open(images_copy / "install-venv.sh", "a") as f:
+        f.write("# changed\n")
+    assert images.image_tag("dask") != before
