@@ -3,10 +3,11 @@
 SIGINT, SIGTERM and SIGHUP (the terminal closing: the whole process group)
 make ``up`` remove what it started before it exits; SIGKILL cannot be
 caught, so what it leaves carries its PID and ``gc`` removes it. Each case
-sends the signal after a delay (the delay is what is under test: 1, 3 and
-5 s land before, during and after the scheduler starts), then checks that
-nothing of the cluster is left: containers, network, volumes, the Compose
-tool, a supervisor.
+sends the signal the moment ``up`` reports a step (preparing the image,
+starting the nodes while the Compose tool runs, waiting for the workers to
+register), not after a delay: a delay lands in another step, or after
+``up`` is done, once ``up`` gets faster. Then it checks that nothing of the
+cluster is left: containers, network, volumes, the Compose tool, a supervisor.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -25,15 +25,21 @@ from tests.faults.conftest import leftovers, remove_cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.faults]
 
+#: What ``up`` prints (stderr) as it enters a step: the signal goes out on that line.
+STEPS = {
+    "image": "clusterkit: preparing",
+    "start": "clusterkit: starting the",
+    "wait": "clusterkit: waiting for",
+}
 CASES = [
-    (signal.SIGTERM, 1),
-    (signal.SIGTERM, 3),
-    (signal.SIGTERM, 5),
-    (signal.SIGKILL, 1),
-    (signal.SIGKILL, 3),
-    (signal.SIGKILL, 5),
-    (signal.SIGINT, 3),
-    (signal.SIGHUP, 3),
+    (signal.SIGTERM, "image"),
+    (signal.SIGTERM, "start"),
+    (signal.SIGTERM, "wait"),
+    (signal.SIGKILL, "image"),
+    (signal.SIGKILL, "start"),
+    (signal.SIGKILL, "wait"),
+    (signal.SIGINT, "start"),
+    (signal.SIGHUP, "wait"),
 ]
 
 
@@ -47,9 +53,9 @@ def _processes_of(name: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("sig", "after"), CASES, ids=[f"{s.name}-at-{a}s" for s, a in CASES])
-def test_interrupted_up_leaves_nothing_after_gc(sig, after, docker_client, node_images, run_dir):
-    name = f"ck-sig-{sig.name.lower()}-{after}"
+@pytest.mark.parametrize(("sig", "step"), CASES, ids=[f"{s.name}-at-{step}" for s, step in CASES])
+def test_interrupted_up_leaves_nothing_after_gc(sig, step, docker_client, node_images, run_dir):
+    name = f"ck-sig-{sig.name.lower()}-{step}"
     remove_cluster(docker_client, name)
     try:
         proc = subprocess.Popen(
@@ -75,12 +81,20 @@ def test_interrupted_up_leaves_nothing_after_gc(sig, after, docker_client, node_
             text=True,
             start_new_session=True,  # its own process group: SIGHUP goes to it all, as a terminal's does
         )
-        time.sleep(after)  # the moment of the interruption is what is under test, not a readiness wait
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # stderr is line-buffered: each step's line comes as it starts
+            seen.append(line)
+            if line.startswith(STEPS[step]):
+                break
+        else:
+            pytest.fail(f"`up` ended before its {step!r} step:\n{''.join(seen)}")
         if sig == signal.SIGHUP:
             os.killpg(proc.pid, sig)
         else:
             proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=120)
+        _, rest = proc.communicate(timeout=120)
+        stderr = "".join(seen) + rest
         if sig != signal.SIGKILL:
             assert proc.returncode == 128 + sig, stderr
             assert "Traceback" not in stderr, stderr
