@@ -90,7 +90,14 @@ def how_nodes_start(backend: str) -> str:
     )
     parts = [
         f"Each node container runs tini, which starts `{f['node']} ROLE` (the node entry point, without the "
-        f"CLI's imports); it execs the backend's program ({program}), so signals reach that program."
+        f"CLI's imports); it execs the backend's program ({program}), so signals reach that program"
+        + (
+            "; a Dask worker's entry point first imports `dask worker` (while the scheduler starts), "
+            "waits for the scheduler's port (polled every 0.25 s at most), then runs it in the same process."
+            if backend == "dask"
+            else "; a Spark worker's entry point waits for the master's port first (a Spark worker that "
+            "misses its master backs off 5-15 s before it tries again)."
+        )
     ]
     probe = f"`{f['probe']} scheduler`" + (", standard library only" if probe_is_stdlib() else "")
     if f["gate"] == "service_healthy":
@@ -408,8 +415,10 @@ def fixture(results: Results) -> str:
     ]
     if worker is not None and host is not None:
         parts.append(
-            f"Each worker container imports distributed twice (nanny, then worker process), {worker:.2f} s "
-            f"each in a container against {host:.2f} s on the host (P1's one-off costs)."
+            f"Each container imports distributed once (a worker's entry point imports it while the "
+            f"scheduler starts, runs the nanny in place, and the nanny forks the worker process): "
+            f"{worker:.2f} s in a container against {host:.2f} s on the host (P1's one-off costs), "
+            "three times (scheduler, 2 workers) on 2 cores, plus the scheduler's dashboard (Bokeh)."
         )
     parts.append(
         "The cost is paid once per session: the fixture is shared by every test of the session "

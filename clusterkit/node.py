@@ -108,8 +108,11 @@ def await_scheduler(address: str, default_port: int) -> None:
             raise
 
     timeout = float(os.environ.get("CLUSTERKIT_SCHEDULER_WAIT", "600"))
-    # On time-out, StartupTimeout: main() prints it and exits 1.
-    wait_for(reachable, what=f"the scheduler at {host}:{port}", timeout=timeout, interval=0.2, max_interval=1)
+    # On time-out, StartupTimeout: main() prints it and exits 1. Polled at least every
+    # 0.25 s: a worker starts its program within that of the scheduler's port opening.
+    wait_for(
+        reachable, what=f"the scheduler at {host}:{port}", timeout=timeout, interval=0.1, max_interval=0.25
+    )
     if said:
         print(f"the scheduler at {host}:{port} answers; starting the worker", file=sys.stderr, flush=True)
 
