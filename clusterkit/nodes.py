@@ -44,9 +44,11 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = SCHEDULER_HOST) -> di
     }
 
 
-def node_environment(spec: ClusterSpec) -> dict[str, str]:
-    """The backend's node environment, overridden by the spec's ``env``."""
-    return {**get_backend(spec.backend).node_env, **dict(spec.env)}
+def node_environment(spec: ClusterSpec, containers: bool = True) -> dict[str, str]:
+    """The backend's node environment (and, for ``containers``, its container-only part),
+    overridden by the spec's ``env``."""
+    backend = get_backend(spec.backend)
+    return {**backend.node_env, **(backend.container_env if containers else {}), **dict(spec.env)}
 
 
 def worker_memory_limit(spec: ClusterSpec) -> int:

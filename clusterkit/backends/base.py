@@ -178,8 +178,10 @@ class Backend:
     health_marker = ""
     #: Room a worker container needs above the worker's memory.
     memory_overhead = 512 * 2**20
-    #: Environment every node container of this backend gets (the spec's ``env`` wins).
+    #: Environment every node of this backend gets (the spec's ``env`` wins).
     node_env: dict[str, str] = {}
+    #: More of it for node containers only, not for the local runtime's processes.
+    container_env: dict[str, str] = {}
     #: A worker's own web UI port inside its container, for its probe (``None``: no such UI).
     worker_ui_port: int | None = None
     #: The worker program's module, when it is Python (``python -m <module>``): a worker

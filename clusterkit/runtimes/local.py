@@ -219,7 +219,7 @@ class LocalRuntime(Runtime):
         address = f"{format_host(spec.bind_address)}:{spec.scheduler_port}"
         work_dir = directory / node
         work_dir.mkdir(parents=True, exist_ok=True)
-        env = node_environment(spec)  # the spec's env, verbatim, as the containers get it
+        env = node_environment(spec, containers=False)  # the spec's env, verbatim, as the containers get it
         with open(log_path, "ab") as log:
             if role == "scheduler":
                 proc = backend.start_scheduler(
