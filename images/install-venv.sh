@@ -3,7 +3,8 @@
 # image and committed as clusterkit/<backend>-env:<tag> (clusterkit.images.build).
 # Runs as root with no network; /tmp/build holds this script, trim-venv.sh and
 # requirements.txt (the backend lock, with hashes), and /tmp/wheels is the
-# host's wheelhouse, mounted read-only. Neither stays in the image.
+# host's wheelhouse, mounted read-only. Neither stays in the image (bind mounts,
+# not volumes: the image declares no VOLUME, so node containers leave none behind).
 # usage: sh /tmp/build/install-venv.sh
 set -eu
 b=/tmp/build

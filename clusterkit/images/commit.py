@@ -102,6 +102,7 @@ def install_env(
     wheel is copied anywhere; the container is removed whatever happens.
     """
     import docker
+    from docker.types import Mount
 
     name = _container_name(env)
     _remove_container(engine, name)  # left by a build that was killed
@@ -114,10 +115,13 @@ def install_env(
             user="root",
             network_mode=NETWORK,
             labels={labels.PROJECT: labels.PROJECT_VALUE},
-            volumes={
-                str(setup): {"bind": SETUP_DIR, "mode": "ro"},
-                str(wheels): {"bind": WHEELS_DIR, "mode": "ro"},
-            },
+            # Mounts, not `volumes=`: that also declares the targets as the container's volumes,
+            # the commit would make them the image's VOLUMEs, and every node container would
+            # leave two anonymous volumes behind.
+            mounts=[
+                Mount(SETUP_DIR, str(setup), type="bind", read_only=True),
+                Mount(WHEELS_DIR, str(wheels), type="bind", read_only=True),
+            ],
         )
         log.write(f"$ sh {SETUP_DIR}/install-venv.sh  # in {name}, from {base}, network {NETWORK}")
         container.start()

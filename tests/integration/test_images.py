@@ -128,6 +128,18 @@ def test_labels_describe_the_image(engine, node):
     assert ref in {i.ref for i in images.list_images()}
 
 
+def test_node_images_declare_no_volume(engine, node):
+    """A VOLUME in an image gives every container anonymous volumes that outlive it (unlabelled)."""
+    _, ref = node
+    for image in (ref, images.env_tag(ref)):
+        assert not engine.images.get(image).attrs["Config"].get("Volumes"), image
+    container = engine.containers.create(ref, ["true"])
+    try:
+        assert container.attrs["Mounts"] == []
+    finally:
+        container.remove(v=True, force=True)
+
+
 @pytest.mark.slow
 def test_spark_image_has_java_and_spark_home(engine):
     ref = images.ensure_image("spark")
