@@ -63,12 +63,12 @@ def label_instruction(image_labels: dict[str, str]) -> str:
 
 
 def _copy_source(dest: Path) -> None:
-    """Copy the clusterkit sources into the build context, with .pyc when the host runs 3.11.
+    """Copy the clusterkit sources for the image's last layer, with .pyc when the host runs 3.11.
 
     The node user cannot write __pycache__ under /opt, so without them every
     process start would compile clusterkit again. Hash-checked .pyc stay valid
-    whatever the file times are after COPY; compiling here saves a RUN step
-    (a layer commit) on every code-only rebuild.
+    whatever the file times are in the image; compiling here keeps a code-only
+    rebuild to one commit.
     """
     import compileall
     import py_compile
