@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from clusterkit import records, supervisor
@@ -35,6 +36,16 @@ def remove_cluster(client, name: str) -> None:
     for volume in client.volumes.list(filters=selector):
         volume.remove(force=True)
     records.forget(name)
+
+
+def processes_of(name: str) -> list[str]:
+    """The Compose tool or a supervisor still working on cluster ``name`` (``pid: command line``)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if f"clusterkit-{name} " in line or ("clusterkit.supervisor" in line and f"--name {name}" in line):
+            found.append(f"{proc.pid}: {line[:120]}")
+    return found
 
 
 def status_cli(name: str, *extra: str) -> tuple[int, dict]:

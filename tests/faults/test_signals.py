@@ -17,11 +17,10 @@ import signal
 import subprocess
 import sys
 
-import psutil
 import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.faults.conftest import leftovers, remove_cluster
+from tests.faults.conftest import leftovers, processes_of, remove_cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.faults]
 
@@ -41,16 +40,6 @@ CASES = [
     (signal.SIGINT, "start"),
     (signal.SIGHUP, "wait"),
 ]
-
-
-def _processes_of(name: str) -> list[str]:
-    """The Compose tool or a supervisor still working on cluster ``name``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        line = " ".join(proc.info["cmdline"] or [])
-        if f"clusterkit-{name} " in line or ("clusterkit.supervisor" in line and f"--name {name}" in line):
-            found.append(f"{proc.pid}: {line[:120]}")
-    return found
 
 
 @pytest.mark.parametrize(("sig", "step"), CASES, ids=[f"{s.name}-at-{step}" for s, step in CASES])
@@ -104,7 +93,7 @@ def test_interrupted_up_leaves_nothing_after_gc(sig, step, docker_client, node_i
         )
         assert gc.returncode == 0, gc.stderr
         assert leftovers(docker_client, name) == []
-        assert _processes_of(name) == []
+        assert processes_of(name) == []
     finally:
         remove_cluster(docker_client, name)
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import statistics
 import time
 
-import psutil
 import pytest
 
 from tests.conftest import free_port
-from tests.faults.conftest import leftovers, remove_cluster
+from tests.faults.conftest import leftovers, processes_of, remove_cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.soak]
 
@@ -28,15 +27,6 @@ NAME = "ck-soak"
 def _dangling(client) -> set[str]:
     """Untagged images: what a cycle could leave behind (the node image is pinned, so none is built)."""
     return {image.id for image in client.images.list(filters={"dangling": True})}
-
-
-def _processes() -> list[str]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        line = " ".join(proc.info["cmdline"] or [])
-        if f"clusterkit-{NAME} " in line or ("clusterkit.supervisor" in line and f"--name {NAME}" in line):
-            found.append(f"{proc.pid}: {line[:120]}")
-    return found
 
 
 def _summary(label: str, values: list[float]) -> str:
@@ -63,7 +53,7 @@ def test_up_down_cycles_leave_nothing(cli, run_dir, docker_client, node_images):
             downs.append(time.monotonic() - started)
             assert down.returncode == 0, f"cycle {cycle}: {down.stderr}"
             assert leftovers(docker_client, NAME) == [], f"cycle {cycle}"
-            assert _processes() == [], f"cycle {cycle}"
+            assert processes_of(NAME) == [], f"cycle {cycle}"
             assert not list((run_dir / ".records").glob(f"{NAME}*")), f"cycle {cycle}: a record is left"
         assert _dangling(docker_client) - images_before == set(), "an image was left"
     finally:
