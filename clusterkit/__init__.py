@@ -12,15 +12,15 @@
 from typing import Any
 
 from clusterkit.errors import ClusterKitError
+from clusterkit.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["Cluster", "ClusterKitError", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazily: a node's start-up imports ``clusterkit`` and must not pay for docker or distributed.
     if name == "Cluster":
-        from clusterkit.cluster import Cluster
+        from clusterkit.clusters import Cluster
 
         return Cluster
     raise AttributeError(f"module 'clusterkit' has no attribute {name!r}")

@@ -20,7 +20,7 @@ from clusterkit.backends import get_backend
 from clusterkit.errors import ClusterExists, ClusterNotFound, InvalidValue
 from clusterkit.progress import Progress, quiet
 from clusterkit.runtimes.base import Runtime
-from clusterkit.spec import ClusterSpec, parse_count, resolve_spec
+from clusterkit.spec import ClusterSpec, parse_count
 from clusterkit.status import ClusterStatus
 
 
@@ -118,29 +118,6 @@ def find(name: str | None, runtime: str | Runtime | None = None) -> tuple[Runtim
     return found[0]
 
 
-def find_by_address(backend: str, host: str, port: int) -> ClusterSpec | None:
-    """The client spec of a running ``backend`` cluster this host reaches at ``host:port``, if any.
-
-    How a client given only an address (``spark.connect_to_scheduler("127.0.0.1:17177")``)
-    learns the rest of the cluster (its web UI port) from what runs.
-    """
-    from clusterkit.backends.base import loopback
-    from clusterkit.errors import ClusterKitError
-
-    def same(other: str) -> bool:
-        return loopback(other) if loopback(host) else other == host
-
-    for rt in _runtimes(None):
-        try:
-            for name in rt.clusters():
-                spec = rt.client_spec(name)
-                if spec.backend == backend and spec.scheduler_port == port and same(spec.scheduler_host):
-                    return spec
-        except (ClusterKitError, OSError, KeyError, ValueError):
-            continue  # a runtime that cannot answer here (no engine, no swarm)
-    return None
-
-
 def status(name: str | None = None, runtime: str | None = None, *, repair: bool = False) -> ClusterStatus:
     """A running cluster compared with its spec: ``health`` is ``healthy``, ``degraded`` or ``down``.
 
@@ -155,7 +132,7 @@ def down(name: str | None = None, runtime: str | None = None, *, volumes: bool =
     if name is not None:
         # A half-started cluster has no scheduler to be found by; `down` removes it all the same.
         for rt in _runtimes(runtime):
-            if rt._exists(name) and name not in rt.clusters():
+            if rt.exists(name) and name not in rt.clusters():
                 rt.down(name, volumes=volumes)
                 return name
     rt, found = find(name, runtime)
@@ -235,7 +212,7 @@ def gc(everything: bool = False) -> list[str]:
         rt = runtimes.get_runtime(runtime_name)
         session = everything and runtime_name == "testcontainers"
         if session or records.orphaned(name, found):
-            rt._remove_all(name)
+            rt.remove_all(name)
             removed.append(f"cluster {name} ({runtime_name})")
     local = LocalRuntime()
     if local.root.is_dir():
@@ -248,7 +225,7 @@ def gc(everything: bool = False) -> list[str]:
             if owner.get("started"):
                 found[records.OWNER_STARTED] = f"{owner['started']:.3f}"
             if records.orphaned(name, found):
-                local._remove_all(name)
+                local.remove_all(name)
                 removed.append(f"cluster {name} (local)")
     return removed
 
@@ -283,116 +260,3 @@ def drift(
     finally:
         backend.close(connection)
     return drift_check.compare(versions, backend=backend.name, tolerance=tolerance), versions
-
-
-class Cluster:
-    """A cluster held in Python, over any runtime; ready when the constructor returns.
-
-    ``Cluster("dask", ...)`` is a ``distributed`` cluster (``Client(cluster)``,
-    ``scale``, ``adapt``, ``dashboard_link``); ``Cluster("spark", ...)`` gives
-    ``session()``. Both have ``status()``, ``scale(n)``, ``logs()`` and
-    ``close()``, and remove everything they started on exit, also when the
-    body raised. :meth:`from_name` attaches to a cluster started elsewhere
-    (``clusterkit up``) without owning it.
-
-    Args:
-        backend: ``dask`` or ``spark``.
-        workers: worker count; other spec fields (``cores``, ``memory``, ``name``,
-            ``scheduler_port`` ...) as keywords, resolved like the CLI's flags.
-        runtime: ``compose``, ``local``, ``testcontainers`` or a ``Runtime``
-            (default: compose where an engine answers, else local).
-        spec: a complete ``ClusterSpec`` instead of the fields.
-        timeout: seconds to wait until every worker is registered.
-        supervise: keep the cluster at its spec while this object is open: a
-            node that dies (crash, OOM, ``docker kill``) is started again
-            (:mod:`clusterkit.supervisor`).
-
-    >>> with Cluster("spark", workers=2, runtime="local") as cluster:  # doctest: +SKIP
-    ...     cluster.session().range(10).count()
-    10
-    """
-
-    spec: ClusterSpec
-    runtime: Runtime
-    #: Whether closing this object removes the cluster (``False`` for :meth:`from_name`).
-    owned: bool
-
-    def __new__(cls, backend: str = "dask", *args: Any, **kwargs: Any) -> Any:
-        if cls is Cluster:
-            spec = kwargs.get("spec")
-            cls = get_backend(spec.backend if spec else backend).cluster_class()
-        return super().__new__(cls)
-
-    def __init__(
-        self,
-        backend: str = "dask",
-        *,
-        workers: int | None = None,
-        runtime: str | Runtime | None = None,
-        spec: ClusterSpec | None = None,
-        timeout: float = 120,
-        keep: bool = False,
-        progress: Progress = quiet,
-        supervise: bool = True,
-        **fields: Any,
-    ) -> None:
-        if spec is None:
-            spec = resolve_spec(overrides={"backend": backend, "workers": workers, **fields})
-        rt = runtimes.get_runtime(runtime or default_runtime_name())
-        self._init(spec, rt, owned=True)
-        self._supervise = supervise
-        self._start_cluster(timeout=timeout, keep=keep, progress=progress)
-
-    @classmethod
-    def from_name(
-        cls, name: str | None = None, runtime: str | Runtime | None = None, *, supervise: bool = True
-    ) -> Any:
-        """Attach to a running cluster (``clusterkit up``); closing it leaves the cluster running."""
-        rt, found = find(name, runtime)
-        spec = rt.spec_of(found)
-        klass = get_backend(spec.backend).cluster_class()
-        self = klass.__new__(klass)
-        self._init(spec, rt, owned=False)
-        self._supervise = supervise
-        self._start_cluster(timeout=60, keep=True, progress=quiet)
-        return self
-
-    def _init(self, spec: ClusterSpec, runtime: Runtime, *, owned: bool) -> None:
-        self.spec = spec
-        self.runtime = runtime
-        self.owned = owned
-
-    def _start_cluster(self, *, timeout: float, keep: bool, progress: Progress) -> None:
-        raise NotImplementedError
-
-    # -- shared by both backends ------------------------------------------------
-
-    def _up(self, timeout: float, keep: bool, progress: Progress) -> None:
-        if self.owned:
-            up(self.spec, self.runtime, timeout=timeout, keep=keep, progress=progress, held=True)
-            self.spec = self.runtime.spec_of(self.spec.name)  # as recorded: with the runtime's defaults
-        if getattr(self, "_supervise", True):
-            from clusterkit.supervisor import Supervisor
-
-            self._supervisor = Supervisor(self.runtime, self.spec.name).start()
-
-    def _down(self) -> None:
-        supervisor = getattr(self, "_supervisor", None)
-        if supervisor is not None:
-            supervisor.stop()
-            self._supervisor = None
-        if self.owned and self.runtime._exists(self.spec.name):
-            self.runtime.down(self.spec.name)
-
-    @property
-    def client_spec(self) -> ClusterSpec:
-        """The spec as this host reaches the cluster (published ports)."""
-        return self.runtime.client_spec(self.spec.name)
-
-    def report(self) -> ClusterStatus:
-        """The cluster's status as its scheduler reports it (``status()`` too)."""
-        return self.runtime.status(self.spec.name)
-
-    def logs(self, service: str | None = None, *, tail: int = 100) -> None:
-        """Print the nodes' logs (``service``: scheduler or worker)."""
-        self.runtime.logs(self.spec.name, service, tail=tail)

@@ -91,7 +91,7 @@ def await_scheduler(address: str, default_port: int) -> None:
     """
     import socket
 
-    from clusterkit.backends.base import parse_address
+    from clusterkit.net import parse_address
     from clusterkit.waiting import wait_for
 
     host, port = parse_address(address, default_port)

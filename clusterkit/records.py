@@ -1,7 +1,7 @@
 """What this machine remembers about a cluster between commands, and who owns it.
 
 One small JSON file per cluster, ``<run dir>/.records/<name>.json`` (the run
-dir of :func:`clusterkit.runtimes.local.run_root`), written by ``up``,
+dir of :func:`clusterkit.paths.run_root`), written by ``up``,
 ``scale`` and the reconciler:
 
 - ``wanted``: the worker count the spec or the last ``scale`` asks for (what
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit import labels
+from clusterkit.paths import run_root
 
 #: When the owning process started (with ``labels.SESSION_PID``: a recycled PID is not the owner).
 OWNER_STARTED = "clusterkit.session-started"
@@ -38,8 +39,6 @@ HELD = "clusterkit.held"
 
 
 def directory() -> Path:
-    from clusterkit.runtimes.local import run_root
-
     return run_root() / ".records"  # a cluster name cannot start with "."
 
 
@@ -103,6 +102,31 @@ def forget(name: str) -> None:
     """Remove the record (the cluster is gone)."""
     for path in (_path(name), directory() / f"{name}.lock", directory() / f"{name}.supervisor.log"):
         path.unlink(missing_ok=True)
+
+
+def reached_at(backend: str, host: str, port: int) -> dict[str, Any] | None:
+    """How this host reaches a ready ``backend`` cluster whose scheduler it finds at ``host:port``.
+
+    ``up`` records it (``reach``: host, scheduler and dashboard ports, as published), so a
+    client given only an address (``spark.connect_to_scheduler("127.0.0.1:17177")``) learns
+    the rest (its web UI port) without asking every runtime.
+    """
+    from clusterkit.net import loopback
+
+    def same(other: str) -> bool:
+        return loopback(other) if loopback(host) else other == host
+
+    if not directory().is_dir():
+        return None
+    for path in sorted(directory().glob("*.json")):
+        reach = load(path.stem).get("reach") or {}
+        if (
+            reach.get("backend") == backend
+            and reach.get("scheduler_port") == port
+            and same(reach.get("host", ""))
+        ):
+            return reach
+    return None
 
 
 # -- owners -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit.errors import ClusterUnavailable
+from clusterkit.paths import run_root
 from clusterkit.spec import ClusterSpec
 
 #: Where a node finds its files (the swarm secrets' mount point).
@@ -121,8 +122,6 @@ class Material:
 
 def client_dir(cluster: str) -> Path:
     """Where this machine keeps the client's copy of a cluster's material."""
-    from clusterkit.runtimes.local import run_root
-
     return run_root() / "secrets" / cluster
 
 

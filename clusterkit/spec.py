@@ -25,17 +25,11 @@ from typing import Any
 import yaml
 
 from clusterkit.errors import InvalidValue, SpecFileError, UnknownBackend, UnknownKey
+from clusterkit.facts import BACKENDS, DEFAULT_BACKEND, FACTS
 
-BACKENDS = ("dask", "spark")
 #: ``tls``: encrypted and authenticated node and client connections; ``none``: plain TCP.
 SECURITY = ("none", "tls")
 DEFAULT_SPEC_FILE = "clusterkit.yaml"
-
-# Per-backend defaults: the ports each project documents as its own.
-_BACKEND_PORTS = {
-    "dask": {"scheduler_port": 8786, "dashboard_port": 8787},
-    "spark": {"scheduler_port": 7077, "dashboard_port": 8080},
-}
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 _MEMORY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -140,7 +134,7 @@ class ClusterSpec:
     """
 
     name: str
-    backend: str = "dask"
+    backend: str = DEFAULT_BACKEND
     workers: int = 2
     cores: int = 1
     memory: int = 2**30
@@ -323,8 +317,10 @@ def resolve_spec(
     unknown = set(values) - set(SPEC_KEYS)
     if unknown:
         raise UnknownKey(f"unknown spec keys {sorted(unknown)}; accepted: {', '.join(SPEC_KEYS)}")
-    backend = values.setdefault("backend", "dask")
-    for key, port in _BACKEND_PORTS.get(backend, {}).items():
-        values.setdefault(key, port)
+    backend = values.setdefault("backend", DEFAULT_BACKEND)
+    row = FACTS.get(backend)  # the ports each project documents as its own
+    if row is not None:
+        values.setdefault("scheduler_port", row.scheduler_port)
+        values.setdefault("dashboard_port", row.dashboard_port)
     values.setdefault("name", str(backend))
     return ClusterSpec(**values)

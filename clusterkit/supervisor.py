@@ -17,12 +17,11 @@ Repairs of one cluster never overlap: they hold the cluster's lock
 (:func:`clusterkit.records.locked`), so several supervisors (a ``Cluster`` attached
 to a cluster ``clusterkit up`` started) take turns.
 
-    python -m clusterkit.supervisor --runtime compose --name dask
+    python -m clusterkit.supervise --runtime compose --name dask   # its process (clusterkit.supervise)
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from typing import Any
 INTERVAL = 1.0
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     print(f"clusterkit: {line}", file=sys.stderr, flush=True)
 
 
@@ -52,7 +51,7 @@ class Supervisor:
         name: str,
         *,
         interval: float = INTERVAL,
-        report: Callable[[str], None] = _say,
+        report: Callable[[str], None] = say,
     ) -> None:
         self.runtime = runtime
         self.name = name
@@ -69,6 +68,10 @@ class Supervisor:
         self._thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask the loop to end after its current look (safe from a signal handler)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 30) -> None:
         """Stop looking (a repair in progress finishes first)."""
         self._stop.set()
@@ -83,7 +86,7 @@ class Supervisor:
         failing = ""
         while not self._stop.wait(self.interval):
             try:
-                if records.load(self.name).get("stopping") or not self.runtime._exists(self.name):
+                if records.load(self.name).get("stopping") or not self.runtime.exists(self.name):
                     return
                 for line in self.runtime.heal(self.name):
                     self.report(f"cluster {self.name!r}: {line}")
@@ -97,7 +100,7 @@ class Supervisor:
 
 
 def spawn_detached(runtime: str, name: str) -> int:
-    """Start ``python -m clusterkit.supervisor`` in its own session for cluster ``name``; returns its PID.
+    """Start ``python -m clusterkit.supervise`` in its own session for cluster ``name``; returns its PID.
 
     It writes to ``<run dir>/.records/<name>.supervisor.log`` and is recorded
     in the cluster's record, so ``down`` stops it and ``status`` shows it.
@@ -108,7 +111,7 @@ def spawn_detached(runtime: str, name: str) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "clusterkit.supervisor", "--runtime", runtime, "--name", name],
+            [sys.executable, "-m", "clusterkit.supervise", "--runtime", runtime, "--name", name],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -153,30 +156,3 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m clusterkit.supervisor", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--runtime", required=True)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--interval", type=float, default=INTERVAL)
-    args = parser.parse_args(argv)
-    from clusterkit.runtimes import get_runtime
-
-    supervisor = Supervisor(get_runtime(args.runtime), args.name, interval=args.interval)
-
-    def stop(signum: int, _: Any) -> None:
-        supervisor._stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    _say(f"supervising cluster {args.name!r} ({args.runtime}), pid {os.getpid()}")
-    supervisor.run()
-    _say(f"stopped supervising cluster {args.name!r}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,86 +7,20 @@ testcontainers) use that data and never special-case a backend.
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 import runpy
-import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
-from clusterkit.errors import BadAddress, NodeStartError, PortInUse
+from clusterkit.errors import NodeStartError
+from clusterkit.net import ensure_port_free, parse_address
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
 
 T = TypeVar("T")
-
-_ADDRESS_RE = re.compile(
-    r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?P<host>\[[^\]]+\]|[^:/\s]+)(?::(?P<port>\d+))?/?$"
-)
-
-
-def parse_address(address: str, default_port: int, scheme: str | None = None) -> tuple[str, int]:
-    """Split ``[scheme://]host[:port]`` into ``(host, port)``.
-
-    Host names (``scheduler:8786``) work as well as IPv4 and bracketed IPv6.
-    An address that cannot be used raises ``BadAddress``: bad input (exit 2)
-    and a ``ConnectionError``, as the seed API's callers expect.
-
-    >>> parse_address("tcp://scheduler:8786", 8786, "tcp")
-    ('scheduler', 8786)
-    >>> parse_address("10.0.0.5", 7077, "spark")
-    ('10.0.0.5', 7077)
-    """
-    match = _ADDRESS_RE.match(str(address).strip())
-    if not match:
-        raise BadAddress(
-            f"address: {address!r} is not valid; expected host:port, e.g. 127.0.0.1:{default_port}"
-        )
-    given = match.group("scheme")
-    if given and scheme and given != scheme:
-        raise BadAddress(f"address: {address!r} has scheme {given!r}; expected {scheme}://host:port")
-    port = int(match.group("port") or default_port)
-    if not 1 <= port <= 65535:
-        raise BadAddress(f"address: {address!r} has port {port}; expected 1 to 65535")
-    return match.group("host").strip("[]"), port
-
-
-def format_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def ensure_port_free(host: str, port: int, what: str) -> None:
-    """Raise ``PortInUse`` if ``host:port`` cannot be bound now.
-
-    Checked before starting anything, because Spark silently moves to the next
-    port and Dask fails deep inside its start-up.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        # As servers do: a port in TIME_WAIT is free, one with a listener is not.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            if e.errno in (errno.EADDRINUSE, errno.EACCES):
-                raise PortInUse(
-                    f"{what} port {port} on {host} is already in use; stop what holds it "
-                    f"(e.g. `ss -ltnp 'sport = :{port}'`) or choose another port"
-                ) from e
-            if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                raise BadAddress(
-                    f"bind_address: {host} is not an address of this machine ({e.strerror}); use "
-                    "127.0.0.1 (the default), ::1, 0.0.0.0, :: or one of this machine's addresses"
-                ) from e
-            raise
-
-
-def loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -309,10 +243,6 @@ class Backend:
 
     def ship(self, connection: Any, archive: str) -> None:
         """Put a zip of Python modules on every node's path (test code the tasks import)."""
-        raise NotImplementedError
-
-    def cluster_class(self) -> type:
-        """The Python ``Cluster`` class of this backend (``Cluster(name, ...)`` returns one)."""
         raise NotImplementedError
 
     def count_workers(self, host: str, scheduler_port: int, dashboard_port: int, **credentials: Any) -> int:

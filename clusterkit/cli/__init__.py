@@ -14,10 +14,11 @@ from typing import Any
 
 import click
 
-from clusterkit import __version__, cluster
+from clusterkit import cluster
 from clusterkit.errors import ClusterKitError, InvalidValue
 from clusterkit.interrupts import Interrupted
 from clusterkit.spec import resolve_spec
+from clusterkit.version import __version__
 
 
 class _Group(click.Group):
@@ -186,7 +187,7 @@ def _watch(name: str, runtime: str) -> None:
             Supervisor(rt, name).run()
         except KeyboardInterrupt as e:
             _progress(f"{e or 'interrupted'}: taking cluster {name!r} down")
-            if rt._exists(name):
+            if rt.exists(name):
                 rt.down(name)
             click.echo(f"cluster {name!r} is down")
 

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from clusterkit import __version__, labels
+from clusterkit import labels
 from clusterkit.errors import BuildError
 from clusterkit.images import commit, paths, transcript
 from clusterkit.images.base import build_base, missing_online_base
@@ -38,6 +38,7 @@ from clusterkit.images.store import client, get_image
 from clusterkit.images.tags import env_tag, image_tag, node_files, online_base, source_hash
 from clusterkit.images.wheels import wheelhouse
 from clusterkit.progress import Progress, quiet
+from clusterkit.version import __version__
 
 #: The label that says which clusterkit source is in an image's last layer.
 SOURCE_HASH = "clusterkit.source-hash"

@@ -15,10 +15,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from clusterkit import __version__
 from clusterkit.errors import BuildError
 from clusterkit.images import paths
 from clusterkit.images.locks import check_backend, lock_path
+from clusterkit.version import __version__
 
 #: The repository part of every clusterkit image ref.
 REPO = "clusterkit"

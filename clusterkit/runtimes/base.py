@@ -95,7 +95,7 @@ class Runtime:
         """Remove everything of cluster ``name``, also what a crashed ``up`` left."""
         raise NotImplementedError
 
-    def _exists(self, name: str) -> bool:
+    def exists(self, name: str) -> bool:
         """Anything of cluster ``name`` is left (``down`` removes a half-started one too)."""
         return name in self.clusters()
 
@@ -189,21 +189,31 @@ class Runtime:
             self.wait(spec.name, spec.workers, max(1.0, deadline - time.monotonic()))
         except BaseException:
             if not keep:
-                self._remove_all(spec.name)
+                self.remove_all(spec.name)
             raise
-        records.update(spec.name, ready=True)
+        reach = self.client_spec(spec.name)
+        records.update(
+            spec.name,
+            ready=True,
+            reach={
+                "backend": spec.backend,
+                "host": reach.scheduler_host,
+                "scheduler_port": reach.scheduler_port,
+                "dashboard_port": reach.dashboard_port,
+            },
+        )
         progress(Event("ready", f"cluster {spec.name!r} is ready"))
         return self.status(spec.name)
 
     def down(self, name: str, *, volumes: bool = False) -> None:
         """Stop cluster ``name`` and remove everything it started."""
-        if not self._exists(name):
+        if not self.exists(name):
             raise ClusterNotFound(
                 f"no {self.name} cluster named {name!r}; `clusterkit status` lists what runs"
             )
-        self._remove_all(name, volumes)
+        self.remove_all(name, volumes)
 
-    def _remove_all(self, name: str, volumes: bool = False) -> None:
+    def remove_all(self, name: str, volumes: bool = False) -> None:
         """Stop the reconcilers, remove everything, forget the record."""
         from clusterkit import supervisor
 
@@ -360,7 +370,7 @@ class Runtime:
 
 def exposure(spec: ClusterSpec) -> str:
     """A warning when the scheduler is published beyond loopback without authentication, else ``""``."""
-    from clusterkit.backends.base import loopback
+    from clusterkit.net import loopback
 
     if loopback(spec.bind_address) or getattr(spec, "security", None) == "tls":
         return ""

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from clusterkit import records, security
-from clusterkit.backends.base import ensure_port_free
 from clusterkit.errors import EngineUnavailable, NodeStartError, StartupTimeout
+from clusterkit.net import ensure_port_free
 from clusterkit.render.compose import dump, project_name, render
 from clusterkit.runtimes.containers import ContainerRuntime
 from clusterkit.spec import ClusterSpec

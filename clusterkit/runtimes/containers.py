@@ -165,7 +165,7 @@ class ContainerRuntime(Runtime):
             env=dict(spec.env),
         )
 
-    def _exists(self, name: str) -> bool:
+    def exists(self, name: str) -> bool:
         return bool(self._containers(name)) or bool(self.docker.networks.list(filters=self._filters(name)))
 
     def _preflight(self, spec: ClusterSpec) -> None:

@@ -19,22 +19,15 @@ import psutil
 
 from clusterkit import health, records
 from clusterkit.backends import get_backend
-from clusterkit.backends.base import ensure_port_free, format_host
 from clusterkit.errors import ClusterNotFound, NodeStartError, StartupTimeout
 from clusterkit.health import NodeState
+from clusterkit.net import ensure_port_free, format_host
+from clusterkit.paths import run_root
 from clusterkit.runtimes.base import Runtime, check_memory_fits
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 
 STOP_GRACE = 10.0
-
-
-def run_root() -> Path:
-    """Where state files live: ``$CLUSTERKIT_RUN_DIR`` or ``~/.local/state/clusterkit``."""
-    configured = os.environ.get("CLUSTERKIT_RUN_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "clusterkit"
 
 
 def _tail(path: str | Path, lines: int = 8) -> str:
@@ -154,7 +147,7 @@ class LocalRuntime(Runtime):
         state = self._load(name)
         return [f"{name}-{n.record['node']}" for n in self._nodes(state, "worker")]
 
-    def _exists(self, name: str) -> bool:
+    def exists(self, name: str) -> bool:
         return (self._dir(name) / "state.json").exists()
 
     def _preflight(self, spec: ClusterSpec) -> None:
@@ -287,7 +280,7 @@ class LocalRuntime(Runtime):
 
     def _diagnose(self, name: str) -> str:
         lines = self._exited(name)
-        if not lines and self._exists(name):
+        if not lines and self.exists(name):
             scheduler = self._nodes(self._load(name), "scheduler")
             if scheduler:
                 lines = ["  all processes are running; scheduler log:", _tail(scheduler[0].record["log"])]

@@ -23,7 +23,6 @@ from docker.errors import APIError
 
 from clusterkit import labels, security
 from clusterkit.backends import get_backend
-from clusterkit.backends.base import ensure_port_free
 from clusterkit.errors import (
     ClusterNotFound,
     EngineUnavailable,
@@ -31,6 +30,7 @@ from clusterkit.errors import (
     SwarmUnavailable,
 )
 from clusterkit.health import EXITED, RESTARTING, RUNNING, NodeState
+from clusterkit.net import ensure_port_free
 from clusterkit.progress import Progress
 from clusterkit.render import stack
 from clusterkit.render.compose import project_name
@@ -155,7 +155,7 @@ class SwarmRuntime(Runtime):
             env=dict(spec.env),
         )
 
-    def _exists(self, name: str) -> bool:
+    def exists(self, name: str) -> bool:
         try:
             self._node_id()
         except SwarmUnavailable:

@@ -43,7 +43,7 @@ def processes_of(name: str) -> list[str]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
-        if f"clusterkit-{name} " in line or ("clusterkit.supervisor" in line and f"--name {name}" in line):
+        if f"clusterkit-{name} " in line or ("clusterkit.supervise " in line and f"--name {name}" in line):
             found.append(f"{proc.pid}: {line[:120]}")
     return found
 

@@ -35,7 +35,7 @@ def _supervisors(name: str) -> list[int]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])
-        if "clusterkit.supervisor" in line and f"--name {name}" in line:
+        if "clusterkit.supervise " in line and f"--name {name}" in line:
             found.append(proc.pid)
     return found
 

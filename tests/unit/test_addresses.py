@@ -1,7 +1,7 @@
 import pytest
 
-from clusterkit.backends.base import ensure_port_free, parse_address
 from clusterkit.errors import InvalidValue, PortInUse
+from clusterkit.net import ensure_port_free, parse_address
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,10 @@
-"""The two axes are looked up by name; the Python Cluster class comes from the backend."""
+"""The two axes are looked up by name; the Python Cluster class comes from a table by backend name."""
 
 from __future__ import annotations
 
 import pytest
 
 from clusterkit import Cluster, ClusterKitError
-from clusterkit.backends import get_backend
 from clusterkit.errors import InvalidValue
 from clusterkit.runtimes import RUNTIMES, get_runtime
 from clusterkit.runtimes.base import Runtime
@@ -20,11 +19,13 @@ def test_every_runtime_is_listed_and_a_runtime():
         get_runtime("kubernetes")
 
 
-def test_each_backend_names_its_cluster_class():
+def test_each_backend_has_its_cluster_class():
     from distributed.deploy import Cluster as DistributedCluster
 
-    dask_class = get_backend("dask").cluster_class()
-    spark_class = get_backend("spark").cluster_class()
+    from clusterkit.facts import BACKENDS
+
+    assert sorted(Cluster.classes) == sorted(BACKENDS)
+    dask_class, spark_class = Cluster.classes["dask"], Cluster.classes["spark"]
     assert issubclass(dask_class, Cluster) and issubclass(dask_class, DistributedCluster)
     assert issubclass(spark_class, Cluster) and not issubclass(spark_class, DistributedCluster)
 
@@ -32,7 +33,7 @@ def test_each_backend_names_its_cluster_class():
 def test_status_is_a_lifecycle_state_and_a_call():
     from distributed.core import Status
 
-    from clusterkit.backends.dask_cluster import _StatusView
+    from clusterkit.clusters.dask import _StatusView
 
     class Fake:
         def report(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterkit.cluster import Cluster
+from clusterkit.clusters.base import Cluster
+from clusterkit.facts import SPARK
 from clusterkit.progress import Progress
 from clusterkit.status import ClusterStatus
 
@@ -16,6 +17,8 @@ class SparkCluster(Cluster):
     ...     cluster.session().range(100).count()
     100
     """
+
+    backend = SPARK.name
 
     def _init(self, spec: Any, runtime: Any, *, owned: bool) -> None:
         super()._init(spec, runtime, owned=owned)
@@ -51,7 +54,7 @@ class SparkCluster(Cluster):
 
     @property
     def dashboard_link(self) -> str:
-        from clusterkit.backends.base import format_host
+        from clusterkit.net import format_host
 
         spec = self.client_spec
         return f"http://{format_host(spec.scheduler_host)}:{spec.dashboard_port}"

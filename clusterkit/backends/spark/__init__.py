@@ -20,13 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from clusterkit.backends.base import (
-    Backend,
-    format_host,
-    loopback,
-    parse_address,
-)
-from clusterkit.backends.spark_driver import (
+from clusterkit.backends.base import Backend
+from clusterkit.backends.spark.driver import (
     DEFAULT_UI_PORT,
     _executor_versions,
     _fetch_json,
@@ -37,8 +32,9 @@ from clusterkit.backends.spark_driver import (
     session_usable,
     stop_session,
 )
-from clusterkit.backends.spark_watch import SessionWatch
+from clusterkit.backends.spark.watch import SessionWatch
 from clusterkit.errors import ClusterUnavailable
+from clusterkit.net import format_host, loopback, parse_address
 from clusterkit.spec import format_memory
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
@@ -358,11 +354,6 @@ class SparkBackend(Backend):
         return found
 
     # -- what runtimes use -------------------------------------------------------
-
-    def cluster_class(self) -> type:
-        from clusterkit.backends.spark_cluster import SparkCluster
-
-        return SparkCluster
 
     def ship(self, connection: Any, archive: str) -> None:
         connection.sparkContext.addPyFile(archive)

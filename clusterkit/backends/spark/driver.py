@@ -10,8 +10,10 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from clusterkit.backends.base import format_host
-from clusterkit.backends.spark_watch import usable
+from clusterkit import records
+from clusterkit.backends.spark.watch import usable
+from clusterkit.facts import SPARK
+from clusterkit.net import format_host
 from clusterkit.status import local_versions
 from clusterkit.waiting import NotReady
 
@@ -51,11 +53,9 @@ def find_ui_port(host: str, port: int) -> int | None:
     that address says it; else Spark's default 8080, but only if the master
     answering there says it is the one on ``port``. ``None`` if neither.
     """
-    from clusterkit.cluster import find_by_address
-
-    found = find_by_address("spark", host, port)
+    found = records.reached_at(SPARK.name, host, port)
     if found is not None:
-        return found.dashboard_port
+        return int(found["dashboard_port"])
     try:
         state = _fetch_json(f"http://{format_host(host)}:{DEFAULT_UI_PORT}/json/", timeout=2)
     except NotReady:

@@ -12,13 +12,9 @@ import sys
 import time
 from typing import Any
 
-from clusterkit.backends.base import (
-    Backend,
-    format_host,
-    parse_address,
-    run_async,
-)
+from clusterkit.backends.base import Backend, run_async
 from clusterkit.errors import BadAddress, ClusterUnavailable
+from clusterkit.net import format_host, parse_address
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
 
@@ -259,15 +255,10 @@ class DaskBackend(Backend):
 
     # -- what runtimes use -------------------------------------------------------
 
-    def cluster_class(self) -> type:
-        from clusterkit.backends.dask_cluster import DaskCluster
-
-        return DaskCluster
-
     def ship(self, connection: Any, archive: str) -> None:
         from pathlib import Path
 
-        from clusterkit.testing.ship import ShipCode, ShipCodeToScheduler
+        from clusterkit.backends.dask.ship import ShipCode, ShipCodeToScheduler
 
         filename, data = Path(archive).name, Path(archive).read_bytes()
         connection.register_plugin(ShipCodeToScheduler(filename, data))

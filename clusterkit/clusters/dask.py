@@ -18,7 +18,8 @@ from distributed.core import Status, rpc
 from distributed.deploy import Cluster as DistributedCluster
 
 from clusterkit.backends import get_backend
-from clusterkit.cluster import Cluster
+from clusterkit.clusters.base import Cluster
+from clusterkit.facts import DASK
 from clusterkit.progress import Progress
 from clusterkit.status import ClusterStatus
 
@@ -59,6 +60,8 @@ async def _in_thread(call: Any, *args: Any, **kwargs: Any) -> Any:
 class DaskCluster(Cluster, DistributedCluster):
     """A Dask scheduler and workers on a clusterkit runtime, as distributed knows clusters."""
 
+    backend = DASK.name
+
     def _init(self, spec: Any, runtime: Any, *, owned: bool) -> None:
         super()._init(spec, runtime, owned=owned)
         DistributedCluster.__init__(self, asynchronous=False, name=spec.name, quiet=True)
@@ -93,7 +96,7 @@ class DaskCluster(Cluster, DistributedCluster):
             spec = await _in_thread(self.runtime.client_spec, self.spec.name)
             self._worker_names = await _in_thread(self.runtime.worker_names, self.spec.name)
             # A cluster with `security: tls` is reached over tls://; Client(cluster) reads `security`.
-            self.security = (await _in_thread(get_backend("dask").credentials, spec)).get("security")
+            self.security = (await _in_thread(get_backend(self.backend).credentials, spec)).get("security")
             if self.security is None:
                 self.scheduler_comm = rpc(f"tcp://{spec.scheduler_address}")
             else:
@@ -143,7 +146,7 @@ class DaskCluster(Cluster, DistributedCluster):
 
     @property
     def dashboard_link(self) -> str:
-        from clusterkit.backends.base import format_host
+        from clusterkit.net import format_host
 
         spec = self.client_spec
         return f"http://{format_host(spec.scheduler_host)}:{spec.dashboard_port}/status"

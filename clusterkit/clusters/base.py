@@ -1,0 +1,140 @@
+"""What every held cluster shares: start through the front door, supervise, remove on close.
+
+``Cluster("dask", ...)`` (:mod:`clusterkit.clusters`) picks the backend's
+class from a table; each class starts its cluster with :meth:`Cluster._up`
+and removes it with :meth:`Cluster._down`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clusterkit import cluster as front
+from clusterkit import runtimes
+from clusterkit.facts import DEFAULT_BACKEND, facts_of
+from clusterkit.progress import Progress, quiet
+from clusterkit.runtimes.base import Runtime
+from clusterkit.spec import ClusterSpec, resolve_spec
+from clusterkit.status import ClusterStatus
+from clusterkit.supervisor import Supervisor
+
+
+class Cluster:
+    """A cluster held in Python, over any runtime; ready when the constructor returns.
+
+    ``Cluster("dask", ...)`` is a ``distributed`` cluster (``Client(cluster)``,
+    ``scale``, ``adapt``, ``dashboard_link``); ``Cluster("spark", ...)`` gives
+    ``session()``. Both have ``status()``, ``scale(n)``, ``logs()`` and
+    ``close()``, and remove everything they started on exit, also when the
+    body raised. :meth:`from_name` attaches to a cluster started elsewhere
+    (``clusterkit up``) without owning it.
+
+    Args:
+        backend: ``dask`` or ``spark``.
+        workers: worker count; other spec fields (``cores``, ``memory``, ``name``,
+            ``scheduler_port`` ...) as keywords, resolved like the CLI's flags.
+        runtime: ``compose``, ``local``, ``testcontainers`` or a ``Runtime``
+            (default: compose where an engine answers, else local).
+        spec: a complete ``ClusterSpec`` instead of the fields.
+        timeout: seconds to wait until every worker is registered.
+        supervise: keep the cluster at its spec while this object is open: a
+            node that dies (crash, OOM, ``docker kill``) is started again
+            (:mod:`clusterkit.supervisor`).
+
+    >>> with Cluster("spark", workers=2, runtime="local") as cluster:  # doctest: +SKIP
+    ...     cluster.session().range(10).count()
+    10
+    """
+
+    spec: ClusterSpec
+    runtime: Runtime
+    #: Whether closing this object removes the cluster (``False`` for :meth:`from_name`).
+    owned: bool
+
+    #: The held-cluster class of each backend, by name: filled as each subclass is defined.
+    classes: dict[str, type[Cluster]] = {}
+    #: The backend a subclass holds.
+    backend: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.backend:
+            Cluster.classes[cls.backend] = cls
+
+    def __new__(cls, backend: str = DEFAULT_BACKEND, *args: Any, **kwargs: Any) -> Any:
+        if cls is Cluster:
+            spec = kwargs.get("spec")
+            cls = Cluster.classes[facts_of(spec.backend if spec else backend).name]
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        backend: str = DEFAULT_BACKEND,
+        *,
+        workers: int | None = None,
+        runtime: str | Runtime | None = None,
+        spec: ClusterSpec | None = None,
+        timeout: float = 120,
+        keep: bool = False,
+        progress: Progress = quiet,
+        supervise: bool = True,
+        **fields: Any,
+    ) -> None:
+        if spec is None:
+            spec = resolve_spec(overrides={"backend": backend, "workers": workers, **fields})
+        rt = runtimes.get_runtime(runtime or front.default_runtime_name())
+        self._init(spec, rt, owned=True)
+        self._supervise = supervise
+        self._start_cluster(timeout=timeout, keep=keep, progress=progress)
+
+    @classmethod
+    def from_name(
+        cls, name: str | None = None, runtime: str | Runtime | None = None, *, supervise: bool = True
+    ) -> Any:
+        """Attach to a running cluster (``clusterkit up``); closing it leaves the cluster running."""
+        rt, found = front.find(name, runtime)
+        spec = rt.spec_of(found)
+        klass = Cluster.classes[spec.backend]
+        self = klass.__new__(klass)
+        self._init(spec, rt, owned=False)
+        self._supervise = supervise
+        self._start_cluster(timeout=60, keep=True, progress=quiet)
+        return self
+
+    def _init(self, spec: ClusterSpec, runtime: Runtime, *, owned: bool) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.owned = owned
+
+    def _start_cluster(self, *, timeout: float, keep: bool, progress: Progress) -> None:
+        raise NotImplementedError
+
+    # -- shared by both backends ------------------------------------------------
+
+    def _up(self, timeout: float, keep: bool, progress: Progress) -> None:
+        if self.owned:
+            front.up(self.spec, self.runtime, timeout=timeout, keep=keep, progress=progress, held=True)
+            self.spec = self.runtime.spec_of(self.spec.name)  # as recorded: with the runtime's defaults
+        if getattr(self, "_supervise", True):
+            self._supervisor = Supervisor(self.runtime, self.spec.name).start()
+
+    def _down(self) -> None:
+        supervisor = getattr(self, "_supervisor", None)
+        if supervisor is not None:
+            supervisor.stop()
+            self._supervisor = None
+        if self.owned and self.runtime.exists(self.spec.name):
+            self.runtime.down(self.spec.name)
+
+    @property
+    def client_spec(self) -> ClusterSpec:
+        """The spec as this host reaches the cluster (published ports)."""
+        return self.runtime.client_spec(self.spec.name)
+
+    def report(self) -> ClusterStatus:
+        """The cluster's status as its scheduler reports it (``status()`` too)."""
+        return self.runtime.status(self.spec.name)
+
+    def logs(self, service: str | None = None, *, tail: int = 100) -> None:
+        """Print the nodes' logs (``service``: scheduler or worker)."""
+        self.runtime.logs(self.spec.name, service, tail=tail)

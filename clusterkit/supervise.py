@@ -1,0 +1,41 @@
+"""The detached supervisor's process: ``python -m clusterkit.supervise --runtime R --name N``.
+
+An entry point above the runtimes (it looks one up by name); the loop itself,
+:class:`clusterkit.supervisor.Supervisor`, takes a runtime object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Any
+
+from clusterkit.runtimes import get_runtime
+from clusterkit.supervisor import INTERVAL, Supervisor, say
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m clusterkit.supervise", description="Keep a cluster at its spec until it is removed."
+    )
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--interval", type=float, default=INTERVAL)
+    args = parser.parse_args(argv)
+    supervisor = Supervisor(get_runtime(args.runtime), args.name, interval=args.interval)
+
+    def stop(signum: int, _: Any) -> None:
+        supervisor.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    say(f"supervising cluster {args.name!r} ({args.runtime}), pid {os.getpid()}")
+    supervisor.run()
+    say(f"stopped supervising cluster {args.name!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
