@@ -38,6 +38,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.workload import TASKS
+
 if TYPE_CHECKING:
     from benchmarks.results import Series
     from benchmarks.runner import Runner
@@ -51,7 +53,6 @@ FRESH_GOALS = {
 WORKERS = 4
 SPARK_WORKERS = 2
 FIXTURE_WORKERS = 2
-TASKS = 10_000
 P4_COUNTS = (1, 2, 4, 8, 16)
 P4_COUNTS_QUICK = (1, 4)
 

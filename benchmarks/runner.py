@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import machine
-from benchmarks.definitions import TASKS
 from benchmarks.phases import PhaseRecorder, engine_marks
 from benchmarks.results import Results
+from benchmarks.workload import TASKS
 
 UP_TIMEOUT = 300
 #: P1b's baseline: the dask-docker project's compose layout, on clusterkit's node image.

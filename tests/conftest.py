@@ -7,12 +7,24 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def docker_unavailable(reason: str) -> NoReturn:
+    """A test cannot have the engine it needs: skip it, or fail it when ``CLUSTERKIT_REQUIRE_DOCKER=1``.
+
+    CI sets that variable so that a test needing Docker fails instead of passing
+    as "skipped" on a runner whose engine went away or is in the wrong state.
+    """
+    if os.environ.get("CLUSTERKIT_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"{reason} (CLUSTERKIT_REQUIRE_DOCKER=1)", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:

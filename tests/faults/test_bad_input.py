@@ -195,6 +195,8 @@ def test_bind_ipv6_wildcard_publishes_there_polls_there_and_warns(cli, run_dir, 
     try:
         result = cli(
             "up",
+            "--runtime",
+            "compose",
             "--name",
             name,
             "--workers",
@@ -231,6 +233,8 @@ def test_a_node_that_cannot_start_is_named_with_its_logs(cli, run_dir, docker_cl
     try:
         result = cli(
             "up",
+            "--runtime",
+            "compose",
             "--name",
             name,
             "--workers",

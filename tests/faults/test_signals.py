@@ -105,6 +105,8 @@ def test_gc_leaves_a_cluster_that_up_finished(docker_client, node_images, run_di
     try:
         started = cli(
             "up",
+            "--runtime",
+            "compose",
             "--name",
             name,
             "--workers",

@@ -226,7 +226,13 @@ def test_start_scheduler_refuses_a_taken_port(ports):
 
 
 def test_a_worker_that_dies_fails_up_fast_with_its_log(run_dir, ports, cli):
-    """A worker pointed at memory it cannot have exits; up names it and cleans up."""
+    """A worker pointed at memory it cannot have exits; up names it and cleans up.
+
+    ``SPARK_WORKER_OPTS`` reaches only the worker's JVM (the master reads
+    ``SPARK_MASTER_OPTS``): an initial heap above the daemons' maximum
+    (``SPARK_DAEMON_MEMORY``, 256m) stops the worker's JVM before it starts,
+    while the master starts and runs as usual.
+    """
     result = cli(
         "up",
         "--runtime",
@@ -237,15 +243,20 @@ def test_a_worker_that_dies_fails_up_fast_with_its_log(run_dir, ports, cli):
         "spark",
         "--workers",
         "1",
+        "--env",
+        "SPARK_WORKER_OPTS=-Xms8g",
         "--scheduler-port",
         str(ports[0]),
         "--dashboard-port",
         str(ports[1]),
         "--timeout",
         "60",
-        env={"JAVA_HOME": "/nonexistent", "PATH": "/usr/bin:/bin"},
     )
-    assert result.returncode == 1
-    assert "scheduler" in result.stderr and ("exited" in result.stderr or "not running" in result.stderr)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    ended = [line.strip() for line in result.stderr.splitlines() if "; last log lines:" in line]
+    assert len(ended) == 1 and ended[0].startswith("worker-1 (pid "), result.stderr  # the worker, only
+    assert "exited with code" in ended[0] or "is not running" in ended[0], result.stderr
+    assert "Initial heap size set to a larger value than the maximum heap size" in result.stderr
     assert _our_processes(run_dir) == []
     assert not (run_dir / "broken").exists()

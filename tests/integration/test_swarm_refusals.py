@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import docker_unavailable, free_port
 from tests.integration.test_swarm import swarm_leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 @pytest.fixture
 def no_swarm(docker_client):
     if docker_client.info()["Swarm"]["LocalNodeState"] != "inactive":
-        pytest.skip("this engine is in a swarm (the refusals need one that is not)")
+        docker_unavailable("this engine is in a swarm (the refusals need one that is not)")
     return docker_client
 
 

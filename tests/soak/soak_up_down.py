@@ -45,7 +45,18 @@ def test_up_down_cycles_leave_nothing(cli, run_dir, docker_client, node_images):
         for cycle in range(CYCLES):
             ports = ["--scheduler-port", str(free_port()), "--dashboard-port", str(free_port())]
             started = time.monotonic()
-            up = cli("up", "--name", NAME, "--workers", "2", "--image", node_images["dask"], *ports)
+            up = cli(
+                "up",
+                "--runtime",
+                "compose",
+                "--name",
+                NAME,
+                "--workers",
+                "2",
+                "--image",
+                node_images["dask"],
+                *ports,
+            )
             ups.append(time.monotonic() - started)
             assert up.returncode == 0, f"cycle {cycle}: {up.stderr}"
             started = time.monotonic()

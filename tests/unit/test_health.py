@@ -206,19 +206,27 @@ def test_exposure_warning():
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signals_raise_interrupted_and_the_block_cleans_up(sig):
-    from clusterkit.interrupts import Interrupted, signals_raise
+    from clusterkit.interrupts import SIGNALS, Interrupted, signals_raise
 
+    before = {s: signal.getsignal(s) for s in SIGNALS}
+    during = {}
     cleaned = []
     with pytest.raises(Interrupted) as caught:
         with signals_raise():
             try:
+                during.update({s: signal.getsignal(s) for s in SIGNALS})
                 os.kill(os.getpid(), sig)
                 signal.sigtimedwait([], 0) if hasattr(signal, "sigtimedwait") else None
             finally:
                 cleaned.append(True)
     assert cleaned == [True] and caught.value.exit_code == 128 + sig
     assert isinstance(caught.value, KeyboardInterrupt)
-    assert signal.getsignal(signal.SIGTERM) is not None  # the previous handlers are back
+    # Inside the block, signals_raise's own handler owned every signal ...
+    for s in SIGNALS:
+        assert callable(during[s]) and during[s] is not before[s], signal.Signals(s).name
+        assert during[s].__qualname__ == "signals_raise.<locals>.handler", signal.Signals(s).name
+    # ... and after it, exactly the handlers that were there before are back.
+    assert {s: signal.getsignal(s) for s in SIGNALS} == before
 
 
 def test_the_drift_line_replaces_distributeds_table():
