@@ -71,9 +71,10 @@ render: venv ## Rewrite compose/*.yml from the default specs (CI checks they are
 	$(BIN)/python -m clusterkit.render compose
 
 .PHONY: lint
-lint: venv ## Run ruff
+lint: venv ## Run ruff and the layer contract (import-linter, pyproject.toml)
 	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
 	$(BIN)/ruff format --check clusterkit tests $(wildcard benchmarks)
+	$(BIN)/lint-imports --no-cache
 
 .PHONY: unit
 unit: venv ## Unit tests only (no Docker, no clusters)
@@ -82,6 +83,7 @@ unit: venv ## Unit tests only (no Docker, no clusters)
 .PHONY: test
 test: venv images ## The whole suite: lint, unit, integration and fault tests against real processes and containers
 	$(BIN)/ruff check clusterkit tests $(wildcard benchmarks)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest tests/unit -n 2 $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 	$(BIN)/pytest tests/faults $(PYTEST_ARGS)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
+
+from tests.conftest import docker_unavailable
 
 
 def require_engine():
@@ -16,10 +16,7 @@ def require_engine():
         client.ping()
         return client
     except Exception as e:
-        message = f"no Docker engine answers ({e})"
-        if os.environ.get("CLUSTERKIT_REQUIRE_DOCKER") == "1":
-            pytest.fail(message + " and CLUSTERKIT_REQUIRE_DOCKER=1", pytrace=False)
-        pytest.skip(message)
+        docker_unavailable(f"no Docker engine answers ({e})")
 
 
 @pytest.fixture(scope="session")
