@@ -17,7 +17,9 @@ Why it works this way:
 
 The public names are re-exported here lazily: ``from clusterkit import
 images`` imports no builder module, and asking for the lock hash
-(``clusterkit.images.locks``) does not import the builder or docker.
+(``clusterkit.images.locks``) does not import the builder or docker. Inside
+the package the imports run one way: ``paths`` < ``locks`` < ``tags`` <
+``store`` < ``base``, ``wheels``, ``commit`` < ``build`` < ``notebook``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from clusterkit.spec import BACKENDS
+from clusterkit.facts import BACKENDS
 
 #: module -> the public names it holds, re-exported here on first use.
 _EXPORTS = {

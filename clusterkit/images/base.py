@@ -1,4 +1,4 @@
-"""Base images: Debian bookworm with Python 3.11 (and a JRE for Spark), made without a registry.
+"""Base images: Debian bookworm with Python 3.11 (and a JRE if the backend needs one), made without a registry.
 
 By default the base is made from Debian's packages with ``mmdebstrap`` and
 ``docker import`` (``images/build-base.sh``), so nothing is pulled. Users who
@@ -35,11 +35,14 @@ def build_base(jre: bool, *, base_image: str | None = None, progress: Progress =
     Without ``base_image`` (or $BASE_IMAGE / $BASE_IMAGE_JRE) it is made from
     Debian packages with mmdebstrap, so no registry is needed.
     """
+    return ensure_base(base_tag(jre, base_image=base_image), jre, online_base(jre, base_image), progress)
+
+
+def ensure_base(ref: str, jre: bool, online: str | None, progress: Progress = quiet) -> str:
+    """Build base ``ref`` unless the engine has it; the node builder's entry, with its recipe's values."""
     engine = client()
-    ref = base_tag(jre, base_image=base_image)
     if get_image(engine, ref) is not None:
         return ref
-    online = online_base(jre, base_image)
     if online:
         _build_base_online(engine, ref, online, jre, progress)
     else:

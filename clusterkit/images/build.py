@@ -24,18 +24,19 @@ from typing import Any
 from clusterkit import labels
 from clusterkit.errors import BuildError
 from clusterkit.images import commit, paths, transcript
-from clusterkit.images.base import build_base, missing_online_base
+from clusterkit.images.base import ensure_base, missing_online_base
 from clusterkit.images.locks import (
     PYTHON_MINOR,
     UNION_LOCK,
+    Pin,
     check_backend,
     lock_hash,
     lock_path,
     read_lock,
     subset_problems,
 )
-from clusterkit.images.store import client, get_image
-from clusterkit.images.tags import env_tag, image_tag, node_files, online_base, source_hash
+from clusterkit.images.store import client, get_image, image_id, remove_if_dangling
+from clusterkit.images.tags import Recipe, node_files, resolve_recipe, source_hash
 from clusterkit.images.wheels import wheelhouse
 from clusterkit.progress import Progress, quiet
 from clusterkit.version import __version__
@@ -94,49 +95,37 @@ def build_node_image(
     comes from the build cache. ``force`` builds without the cache.
     """
     check_backend(backend)
-    for p in node_files(backend):
+    for p in node_files(backend):  # before the tag reads them: this error names the backend
         if not p.is_file():
             raise BuildError(f"{p} is missing: it is needed to build the {backend} image")
+    return build_recipe(resolve_recipe(backend, base_image=base_image), progress=progress, force=force)
+
+
+def build_recipe(recipe: Recipe, *, progress: Progress = quiet, force: bool = False) -> str:
+    """Build the node image of a resolved recipe (see :func:`build_node_image`); returns its ref."""
     engine = client()
-    online = online_base(backend == "spark", base_image)
-    if online and get_image(engine, online) is None:
-        raise missing_online_base(online)
-    probs = subset_problems(read_lock(lock_path(backend)), read_lock(lock_path()))
+    if recipe.online and get_image(engine, recipe.online) is None:
+        raise missing_online_base(recipe.online)
+    pins = read_lock(recipe.lock)
+    probs = subset_problems(pins, read_lock(lock_path()))
     if probs:
-        raise BuildError(f"{backend}.lock is out of date with {UNION_LOCK} ({probs[0]}): run `make lock`")
-    ref = image_tag(backend, base_image=base_image)
-    house, base = _inputs(backend, base_image, progress)
-    manifest = json.loads((house / "manifest.json").read_text())
-    versions = {n: p.version for n, p in sorted(read_lock(lock_path(backend)).items())}
-    image_labels = {
-        labels.PROJECT: labels.PROJECT_VALUE,
-        labels.BACKEND: backend,
-        "clusterkit.lock-hash": lock_hash(),
-        "clusterkit.image-lock-hash": lock_hash(lock_path(backend)),
-        "clusterkit.python": PYTHON_MINOR,
-        "clusterkit.version": __version__,
-        SOURCE_HASH: source_hash(),
-        "clusterkit.base": base,
-        "clusterkit.versions": json.dumps(versions, separators=(",", ":")),
-    }
+        raise BuildError(
+            f"{recipe.backend}.lock is out of date with {UNION_LOCK} ({probs[0]}): run `make lock`"
+        )
+    house, base = _inputs(recipe, progress)
+    image_labels = _labels(recipe, base, pins)
     # The venv stage gets its own tag so that `docker image prune` cannot
     # drop it: it is what a code-only rebuild starts from.
-    env = env_tag(ref)
+    ref, env = recipe.tag, recipe.env
     with_env = force or get_image(engine, env) is None
     doing = f"building {ref}" + (f" and its venv stage {env}" if with_env else " on its cached venv stage")
     with (
         transcript.step(progress, "build", ref, doing) as log,
-        tempfile.TemporaryDirectory(prefix=f"clusterkit-{backend}-") as tmp,
+        tempfile.TemporaryDirectory(prefix=f"clusterkit-{recipe.backend}-") as tmp,
     ):
-        replaced = [_image_id(engine, r) for r in (env, ref)]
-        dockerfile, *scripts = node_files(backend)
+        replaced = [image_id(engine, r) for r in (env, ref)]
         if with_env:
-            setup = Path(tmp) / "setup"
-            setup.mkdir()
-            for p in scripts:
-                shutil.copy(p, setup / p.name)
-            (setup / "requirements.txt").write_text(node_requirements(backend, manifest))
-            commit.install_env(engine, log, base, env, setup, house / "wheels")
+            _install_env(engine, log, recipe, base, house, Path(tmp) / "setup")
         _copy_source(Path(tmp) / "clusterkit")
         # The lock hash also goes into the environment: the drift check reads it
         # from inside each node.
@@ -144,13 +133,41 @@ def build_node_image(
             label_instruction(image_labels),
             f"ENV CLUSTERKIT_LOCK_HASH={image_labels['clusterkit.lock-hash']}",
         ]
-        commit.apply_recipe(engine, log, env, ref, dockerfile, Path(tmp) / "clusterkit", more)
+        commit.apply_recipe(engine, log, env, ref, recipe.files[0], Path(tmp) / "clusterkit", more)
     for old in reversed(replaced):  # the node image first: it is the venv image's child
-        _remove_if_dangling(engine, old)
+        remove_if_dangling(engine, old)
     return ref
 
 
-def _inputs(backend: str, base_image: str | None, progress: Progress) -> tuple[Path, str]:
+def _install_env(
+    engine: Any, log: transcript.Transcript, recipe: Recipe, base: str, house: Path, setup: Path
+) -> None:
+    """Make the venv stage: the recipe's scripts and requirement file, run on the base image."""
+    setup.mkdir()
+    for p in recipe.files[1:]:  # the scripts; the Dockerfile is applied by the commit
+        shutil.copy(p, setup / p.name)
+    manifest = json.loads((house / "manifest.json").read_text())
+    (setup / "requirements.txt").write_text(node_requirements(recipe.backend, manifest))
+    commit.install_env(engine, log, base, recipe.env, setup, house / "wheels")
+
+
+def _labels(recipe: Recipe, base: str, pins: dict[str, Pin]) -> dict[str, str]:
+    """The node image's labels: what it was made from, for the drift check and `image ls`."""
+    versions = {n: p.version for n, p in sorted(pins.items())}
+    return {
+        labels.PROJECT: labels.PROJECT_VALUE,
+        labels.BACKEND: recipe.backend,
+        "clusterkit.lock-hash": lock_hash(),
+        "clusterkit.image-lock-hash": lock_hash(recipe.lock),
+        "clusterkit.python": PYTHON_MINOR,
+        "clusterkit.version": __version__,
+        SOURCE_HASH: source_hash(),
+        "clusterkit.base": base,
+        "clusterkit.versions": json.dumps(versions, separators=(",", ":")),
+    }
+
+
+def _inputs(recipe: Recipe, progress: Progress) -> tuple[Path, str]:
     """The wheelhouse and the base image, made side by side when both are missing.
 
     One is mostly downloads and a pip wheel build, the other mostly dpkg:
@@ -159,30 +176,12 @@ def _inputs(backend: str, base_image: str | None, progress: Progress) -> tuple[P
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clusterkit-base") as pool:
-        base = pool.submit(build_base, backend == "spark", base_image=base_image, progress=progress)
+        base = pool.submit(ensure_base, recipe.base, recipe.jre, recipe.online, progress)
         try:
             house = wheelhouse(progress=progress)
         finally:
             base_ref = base.result()  # waited for either way: no mmdebstrap is left running
     return house, base_ref
-
-
-def _image_id(engine: Any, ref: str) -> str | None:
-    img = get_image(engine, ref)
-    return img.id if img is not None else None
-
-
-def _remove_if_dangling(engine: Any, image_id: str | None) -> None:
-    """Remove an image a rebuild took the tag from, unless it is still tagged or in use."""
-    import docker
-
-    img = get_image(engine, image_id) if image_id else None
-    if img is None or img.tags:
-        return
-    try:
-        engine.images.remove(image_id)
-    except docker.errors.APIError:
-        pass  # a container (a running cluster) still uses it; `clusterkit image prune --all` takes it later
 
 
 def ensure_image(backend: str, *, progress: Progress = quiet) -> str:
@@ -193,18 +192,18 @@ def ensure_image(backend: str, *, progress: Progress = quiet) -> str:
     """
     from filelock import FileLock
 
-    ref = image_tag(backend)
+    recipe = resolve_recipe(backend)
     engine = client()
 
     def current() -> bool:
-        img = get_image(engine, ref)
+        img = get_image(engine, recipe.tag)
         return img is not None and (img.labels or {}).get(SOURCE_HASH) == source_hash()
 
     if current():
-        return ref
+        return recipe.tag
     locks = paths.cache_dir() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / f"{backend}.lock")):
         if current():
-            return ref
-        return build_node_image(backend, progress=progress)
+            return recipe.tag
+        return build_recipe(recipe, progress=progress)

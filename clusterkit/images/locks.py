@@ -1,14 +1,14 @@
 """Hashed locks: parse them, hash them, check that node locks are subsets, recompile them.
 
-Kept apart from the builder so that learning "which environment is this"
-(:func:`lock_hash`, used by ``clusterkit.status`` in every process) costs a
-file read, not an import of the image build machinery.
+The hash itself is :mod:`clusterkit.lockhash`'s (``clusterkit.status`` needs it
+without the builder); here a missing lock becomes a ``BuildError``. A file is
+parsed once per version of it: a build asks for the same locks several times.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
 import os
 import re
 import shutil
@@ -17,14 +17,14 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from clusterkit import lockhash
 from clusterkit.errors import BuildError, UnknownBackend
-from clusterkit.images.paths import images_dir
-from clusterkit.spec import BACKENDS
+from clusterkit.facts import BACKENDS
+from clusterkit.images.paths import images_dir, read_bytes
+from clusterkit.lockhash import UNION_LOCK
 
 #: The node's Python; locks are compiled for it and wheels downloaded for it.
 PYTHON_MINOR = "3.11"
-#: The union lock: every node lock is a pinned subset of it, and so is the client venv.
-UNION_LOCK = "requirements.lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +71,16 @@ def parse_lock(text: str) -> dict[str, Pin]:
 
 def read_lock(path: Path) -> dict[str, Pin]:
     try:
-        return parse_lock(path.read_text())
+        data = read_bytes(path)
     except FileNotFoundError:
         raise BuildError(f"lock file {path} is missing: run `make lock`") from None
+    return dict(_parsed(data))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(data: bytes) -> dict[str, Pin]:
+    # Keyed by the bytes read_bytes keeps: the same object while the file is unchanged.
+    return parse_lock(data.decode())
 
 
 def check_backend(backend: str) -> None:
@@ -99,7 +106,7 @@ def lock_hash(path: str | Path | None = None) -> str:
     """sha256 hex of the union lock: the one number saying 'same environment'."""
     p = Path(path) if path else lock_path()
     try:
-        return hashlib.sha256(p.read_bytes()).hexdigest()
+        return lockhash.lock_hash(p)
     except FileNotFoundError:
         raise BuildError(f"lock file {p} is missing: run `make lock`") from None
 

@@ -25,18 +25,23 @@ from pathlib import Path
 from clusterkit import labels
 from clusterkit.errors import BuildError
 from clusterkit.images import paths, transcript
-from clusterkit.images.build import (
-    _image_id,
-    _remove_if_dangling,
-    build_node_image,
-    ensure_image,
-)
-from clusterkit.images.build import label_instruction as _label_instruction
-from clusterkit.images.locks import check_backend, lock_hash, lock_path, notebook_lock_path, read_lock
-from clusterkit.images.store import client, get_image
-from clusterkit.images.tags import REPO, digest, env_tag, image_tag, read_input
+from clusterkit.images.build import build_node_image, ensure_image, label_instruction
+from clusterkit.images.locks import lock_hash, lock_path, notebook_lock_path, read_lock
+from clusterkit.images.store import client, get_image, image_id, remove_if_dangling
+from clusterkit.images.tags import env_tag, notebook_files, notebook_tag
 from clusterkit.images.wheels import wheelhouse
 from clusterkit.progress import Progress, quiet
+
+__all__ = [
+    "NODE_IMAGE",
+    "build_notebook_image",
+    "ensure_notebook_image",
+    "notebook_requirements",
+    "notebook_tag",  # defined with the other tags; here for the callers that know it from here
+]
+
+#: The label naming the node image (ID) a notebook image was built on.
+NODE_IMAGE = "clusterkit.node-image"
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -44,24 +49,6 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         os.link(src, dest)
     except OSError:
         shutil.copy2(src, dest)
-
-
-#: The label naming the node image (ID) a notebook image was built on.
-NODE_IMAGE = "clusterkit.node-image"
-
-
-def recipe_files() -> list[Path]:
-    d = paths.images_dir()
-    return [d / "Dockerfile.notebook", d / "trim-venv.sh"]
-
-
-def notebook_tag(backend: str) -> str:
-    """``clusterkit/<backend>-notebook:<hash12>`` over the notebook lock, the recipe and the node tag."""
-    check_backend(backend)
-    parts: list[bytes | str] = [backend, "notebook", read_input(notebook_lock_path(backend))]
-    parts += [read_input(p) for p in recipe_files()]
-    parts.append(image_tag(backend))
-    return f"{REPO}/{backend}-notebook:{digest(parts)[:12]}"
 
 
 def notebook_requirements(backend: str, manifest: dict) -> tuple[str, dict[str, str]]:
@@ -96,15 +83,20 @@ def notebook_requirements(backend: str, manifest: dict) -> tuple[str, dict[str, 
 
 def build_notebook_image(backend: str, *, progress: Progress = quiet, force: bool = False) -> str:
     """Build ``clusterkit/<backend>-notebook:<hash>`` on the current node image; returns its ref."""
-    for p in [*recipe_files(), notebook_lock_path(backend)]:
+    for p in [*notebook_files(), notebook_lock_path(backend)]:
         if not p.is_file():
             raise BuildError(f"{p} is missing: it is needed to build the {backend} notebook image")
     node = ensure_image(backend, progress=progress)
+    return _build(backend, node, progress=progress, force=force)
+
+
+def _build(backend: str, node: str, *, progress: Progress, force: bool) -> str:
+    """Build the notebook layer on node image ``node`` (the current one, by its tag)."""
     engine = client()
     if get_image(engine, env_tag(node)) is None:  # the venv stage was pruned: make it again
         node = build_node_image(backend, progress=progress)
-    node_id = _image_id(engine, node)
-    ref = notebook_tag(backend)
+    node_id = image_id(engine, node)
+    ref = notebook_tag(backend, node)
     house = wheelhouse(notebook_lock_path(backend), progress=progress)
     manifest = json.loads((house / "manifest.json").read_text())
     requirements, versions = notebook_requirements(backend, manifest)
@@ -129,8 +121,8 @@ def build_notebook_image(backend: str, *, progress: Progress = quiet, force: boo
             f = manifest[name]["file"]
             _link_or_copy(house / "wheels" / f, ctx / "wheels" / f)
         with open(ctx / "Dockerfile", "a") as f:
-            f.write("\n" + _label_instruction(image_labels) + "\n")
-        replaced = _image_id(engine, ref)
+            f.write("\n" + label_instruction(image_labels) + "\n")
+        replaced = image_id(engine, ref)
         transcript.stream_build(
             engine,
             log,
@@ -141,7 +133,7 @@ def build_notebook_image(backend: str, *, progress: Progress = quiet, force: boo
             network_mode="none",
             nocache=force,
         )
-    _remove_if_dangling(engine, replaced)
+    remove_if_dangling(engine, replaced)
     return ref
 
 
@@ -150,17 +142,18 @@ def ensure_notebook_image(backend: str, *, progress: Progress = quiet) -> str:
     from filelock import FileLock
 
     node = ensure_image(backend, progress=progress)
+    ref = notebook_tag(backend, node)
     engine = client()
 
     def current() -> bool:
-        img = get_image(engine, notebook_tag(backend))
-        return img is not None and (img.labels or {}).get(NODE_IMAGE) == _image_id(engine, node)
+        img = get_image(engine, ref)
+        return img is not None and (img.labels or {}).get(NODE_IMAGE) == image_id(engine, node)
 
     if current():
-        return notebook_tag(backend)
+        return ref
     locks = paths.cache_dir() / "locks"
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / f"{backend}-notebook.lock")):
         if current():
-            return notebook_tag(backend)
-        return build_notebook_image(backend, progress=progress)
+            return ref
+        return _build(backend, node, progress=progress, force=False)

@@ -3,7 +3,8 @@
 Every other module asks here, so tests can point the whole builder at a
 private copy of ``images/`` (``$CLUSTERKIT_IMAGES_DIR``) and a private cache
 (``$CLUSTERKIT_CACHE_DIR``) with two environment variables, and at another
-clusterkit source tree by patching :func:`source_dir`.
+clusterkit source tree by patching :func:`source_dir`. Input files are read
+with :func:`read_bytes`, which reads a file again only once it has changed.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Defined below the status layer, which hashes the union lock too: one definition of where it is.
+from clusterkit.lockhash import images_dir, read_bytes
+
+__all__ = ["cache_dir", "images_dir", "read_bytes", "source_dir", "source_files"]
+
 _PACKAGE = Path(__file__).resolve().parent.parent  # the clusterkit package
-
-
-def images_dir() -> Path:
-    """The folder with locks, Dockerfiles and scripts ($CLUSTERKIT_IMAGES_DIR for tests)."""
-    env = os.environ.get("CLUSTERKIT_IMAGES_DIR")
-    return Path(env) if env else _PACKAGE.parent / "images"
 
 
 def cache_dir() -> Path:

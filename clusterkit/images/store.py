@@ -14,10 +14,10 @@ from typing import Any
 
 from clusterkit import labels
 from clusterkit.errors import ImageError, ImageNotFound
+from clusterkit.facts import BACKENDS
 from clusterkit.images.locks import lock_hash, notebook_lock_path
 from clusterkit.images.paths import cache_dir
-from clusterkit.images.tags import REPO, base_tag, env_tag, image_tag
-from clusterkit.spec import BACKENDS
+from clusterkit.images.tags import REPO, base_tag, env_tag, image_tag, notebook_tag
 
 
 def client() -> Any:
@@ -40,6 +40,25 @@ def get_image(engine: Any, ref: str) -> Any:
 def image_exists(ref: str) -> bool:
     """True if the engine has an image of that ref (no pull is tried)."""
     return get_image(client(), ref) is not None
+
+
+def image_id(engine: Any, ref: str) -> str | None:
+    """The ID of the engine's image of that ref, or None: what a rebuild may leave untagged."""
+    img = get_image(engine, ref)
+    return img.id if img is not None else None
+
+
+def remove_if_dangling(engine: Any, image_id: str | None) -> None:
+    """Remove an image a rebuild took the tag from, unless it is still tagged or in use."""
+    import docker
+
+    img = get_image(engine, image_id) if image_id else None
+    if img is None or img.tags:
+        return
+    try:
+        engine.images.remove(image_id)
+    except docker.errors.APIError:
+        pass  # a container (a running cluster) still uses it; `clusterkit image prune --all` takes it later
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +97,10 @@ def current_refs() -> set[str]:
     """Refs that the current locks and recipes would produce."""
     refs = {base_tag(False), base_tag(True)}
     for b in BACKENDS:
-        refs |= {image_tag(b), env_tag(image_tag(b))}
+        node = image_tag(b)
+        refs |= {node, env_tag(node)}
         if notebook_lock_path(b).is_file():  # the optional notebook layer, if this checkout has one
-            from clusterkit.images.notebook import notebook_tag
-
-            refs.add(notebook_tag(b))
+            refs.add(notebook_tag(b, node))
     return refs
 
 

@@ -6,18 +6,25 @@ backend lock, its Dockerfile, the venv scripts, the base tag and
 ``clusterkit.__version__``; the clusterkit source is deliberately left out
 (it is the last, small layer, described by :func:`source_hash` in a label),
 so a code-only change rebuilds one layer under the same tag.
+
+:func:`resolve_recipe` works a node image's inputs out once into a
+:class:`Recipe`; the builder passes that down instead of asking for the tag
+again at every step. The notebook layer's tag is here too, so that listing
+the current images needs no builder module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from clusterkit.errors import BuildError
+from clusterkit.facts import facts_of
 from clusterkit.images import paths
-from clusterkit.images.locks import check_backend, lock_path
+from clusterkit.images.locks import check_backend, lock_path, notebook_lock_path
 from clusterkit.version import __version__
 
 #: The repository part of every clusterkit image ref.
@@ -37,7 +44,7 @@ def digest(parts: Iterable[bytes | str]) -> str:
 def read_input(path: Path) -> bytes:
     """The bytes of a file an image is made from, or a BuildError naming it."""
     try:
-        return path.read_bytes()
+        return paths.read_bytes(path)
     except FileNotFoundError:
         raise BuildError(f"{path} is missing: it is needed to build the image") from None
 
@@ -67,8 +74,11 @@ def online_base(jre: bool, base_image: str | None) -> str | None:
 
 def base_tag(jre: bool, *, base_image: str | None = None) -> str:
     """``clusterkit/base[-jre]:<hash12>`` over the package list and the recipe."""
+    return _base_tag(jre, online_base(jre, base_image))
+
+
+def _base_tag(jre: bool, online: str | None) -> str:
     d = paths.images_dir()
-    online = online_base(jre, base_image)
     parts: list[bytes | str] = ["jre" if jre else "nojre", " ".join(package_list(jre))]
     if online:
         parts += ["online", online, read_input(d / "Dockerfile.base-online")]
@@ -84,23 +94,74 @@ def node_files(backend: str) -> list[Path]:
     return [d / f"Dockerfile.{backend}", d / "install-venv.sh", d / "trim-venv.sh"]
 
 
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A node image's inputs and tag, worked out once by :func:`resolve_recipe`."""
+
+    backend: str
+    #: The image needs a Java runtime (``clusterkit.facts``), so its base is ``base-jre``.
+    jre: bool
+    #: The pulled image the base is made from, or None: made from Debian packages.
+    online: str | None
+    #: The backend's node lock.
+    lock: Path
+    #: The recipe files (:func:`node_files`), the Dockerfile first.
+    files: tuple[Path, ...]
+    #: The base image's tag.
+    base: str
+    #: ``clusterkit/<backend>:<hash12>``.
+    tag: str
+
+    @property
+    def env(self) -> str:
+        """The tag of the image's venv build stage."""
+        return env_tag(self.tag)
+
+
+def resolve_recipe(backend: str, *, base_image: str | None = None) -> Recipe:
+    """The node image of ``backend``: its inputs, and its tag over them (see :func:`image_tag`)."""
+    check_backend(backend)
+    jre = facts_of(backend).jre
+    lock, files = lock_path(backend), tuple(node_files(backend))
+    parts: list[bytes | str] = [backend, read_input(lock), read_input(lock_path())]
+    parts += [read_input(p) for p in files]
+    online = online_base(jre, base_image)
+    base = _base_tag(jre, online)
+    parts += [base, __version__]
+    return Recipe(backend, jre, online, lock, files, base, f"{REPO}/{backend}:{digest(parts)[:12]}")
+
+
 def image_tag(backend: str, *, base_image: str | None = None) -> str:
     """``clusterkit/<backend>:<hash12>`` over the locks, Dockerfile, base and version (not the source).
 
     The union lock is in it too: the image records its hash (the drift check
     compares it), so an image from another union lock is another image.
     """
-    check_backend(backend)
-    parts: list[bytes | str] = [backend, read_input(lock_path(backend)), read_input(lock_path())]
-    parts += [read_input(p) for p in node_files(backend)]
-    parts += [base_tag(backend == "spark", base_image=base_image), __version__]
-    return f"{REPO}/{backend}:{digest(parts)[:12]}"
+    return resolve_recipe(backend, base_image=base_image).tag
 
 
 def env_tag(ref: str) -> str:
     """``clusterkit/<backend>-env:<hash12>``: the venv build stage of a node image."""
     repo, _, tag = ref.rpartition(":")
     return f"{repo}-env:{tag}"
+
+
+def notebook_files() -> list[Path]:
+    """The recipe files of a notebook layer (all of them are in its tag)."""
+    d = paths.images_dir()
+    return [d / "Dockerfile.notebook", d / "trim-venv.sh"]
+
+
+def notebook_tag(backend: str, node: str | None = None) -> str:
+    """``clusterkit/<backend>-notebook:<hash12>`` over the notebook lock, the recipe and the node tag.
+
+    ``node`` is the node image's tag when the caller has it already.
+    """
+    check_backend(backend)
+    parts: list[bytes | str] = [backend, "notebook", read_input(notebook_lock_path(backend))]
+    parts += [read_input(p) for p in notebook_files()]
+    parts.append(node or image_tag(backend))
+    return f"{REPO}/{backend}-notebook:{digest(parts)[:12]}"
 
 
 def source_hash(root: Path | None = None) -> str:

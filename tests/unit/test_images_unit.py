@@ -202,10 +202,10 @@ def test_env_tag_names_the_venv_stage():
     assert images.env_tag("clusterkit/dask:0123456789ab") == "clusterkit/dask-env:0123456789ab"
 
 
-def test_every_public_name_resolves_and_backends_are_the_specs():
-    from clusterkit import spec
+def test_every_public_name_resolves_and_backends_are_the_facts():
+    from clusterkit import facts
 
-    assert images.BACKENDS is spec.BACKENDS
+    assert images.BACKENDS is facts.BACKENDS
     for name in images.__all__:
         assert getattr(images, name) is not None, name
     assert callable(images.wheelhouse)  # the function, not the `wheels` module
@@ -218,11 +218,57 @@ def test_the_lock_hash_does_not_import_the_builder_or_docker():
     import sys
 
     code = (
-        "import sys, clusterkit.status as s; s._lock_hash(); "
-        "print(sorted(m for m in sys.modules if m == 'docker' or m.startswith('clusterkit.images.')))"
+        "import sys, clusterkit.status as s; h = s._lock_hash(); "
+        "print(h, sorted(m for m in sys.modules if m == 'docker' or m.startswith('clusterkit.images')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['clusterkit.images.locks', 'clusterkit.images.paths']"
+    assert out.split(" ", 1) == [images.lock_hash(), "[]\n"]  # the same hash as the builder's
+
+
+def test_a_changed_file_is_read_again(tmp_path):
+    from clusterkit import lockhash
+
+    p = tmp_path / "x.lock"
+    p.write_text("a==1 --hash=sha256:00\n")
+    first = images.lock_hash(p)
+    p.write_text("a==2 --hash=sha256:00\n")  # same size, maybe the same file times: just written
+    assert images.read_lock(p)["a"].version == "2"
+    assert images.lock_hash(p) == lockhash.lock_hash(p) != first
+
+
+def test_a_settled_file_is_read_once(tmp_path, monkeypatch):
+    from clusterkit import lockhash
+
+    p = tmp_path / "x.lock"
+    p.write_text("a==1 --hash=sha256:00\n")
+    assert paths.read_bytes(p) is not paths.read_bytes(p)  # just written: read every time
+    monkeypatch.setattr(lockhash, "SETTLED_NS", 0)
+    assert paths.read_bytes(p) is paths.read_bytes(p)
+    p.write_text("a==22 --hash=sha256:00\n")
+    assert images.read_lock(p)["a"].version == "22"
+
+
+def test_a_recipe_is_what_the_tag_functions_compute(images_copy):
+    from clusterkit.facts import FACTS
+
+    for backend, row in FACTS.items():
+        recipe = tags.resolve_recipe(backend)
+        assert recipe.tag == images.image_tag(backend) and recipe.env == images.env_tag(recipe.tag)
+        assert recipe.jre is row.jre and recipe.base == images.base_tag(row.jre)
+        assert recipe.lock == images.lock_path(backend) and recipe.files == tuple(tags.node_files(backend))
+        assert tags.notebook_tag(backend, recipe.tag) == tags.notebook_tag(backend)
+    assert tags.resolve_recipe("dask", base_image="x:1").online == "x:1"
+    with pytest.raises(UnknownBackend):
+        tags.resolve_recipe("ray")
+
+
+def test_the_notebook_tag_follows_the_node_tag_and_its_lock(images_copy):
+    before = tags.notebook_tag("dask")
+    assert before.startswith("clusterkit/dask-notebook:")
+    assert tags.notebook_tag("dask", "clusterkit/dask:000000000000") != before
+    with open(images_copy / "dask-notebook.lock", "a") as f:
+        f.write("# changed\n")
+    assert tags.notebook_tag("dask") != before
 
 
 def test_a_step_reports_start_and_end_and_keeps_the_transcript(tmp_path, monkeypatch):
