@@ -1,7 +1,7 @@
 """What a node container runs: its command, health probe, environment and limits.
 
 One description shared by every container runtime (the compose file, the
-testcontainers containers and, next, the swarm stack), so a port, a command
+testcontainers containers and the swarm stack), so a port, a command
 or a probe is written once.
 """
 
@@ -21,8 +21,10 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = SCHEDULER_HOST) -> di
     """Commands and health probes of the scheduler and a worker, inside the image.
 
     >>> from clusterkit.spec import ClusterSpec
-    >>> node_commands(ClusterSpec(name="x"))["worker"]["command"][3:7]
-    ['worker', '--backend', 'dask', '--scheduler']
+    >>> spec = ClusterSpec(name="x")
+    >>> worker = node_commands(spec)["worker"]["command"]
+    >>> worker[3:5], worker[5] == spec.backend, worker[6:8]
+    (['worker', '--backend'], True, ['--scheduler', 'scheduler:8786'])
     """
     b, p, d = spec.backend, str(spec.scheduler_port), str(spec.dashboard_port)
     node = ["python", "-m", "clusterkit.node"]  # = `clusterkit node`, without the CLI's imports

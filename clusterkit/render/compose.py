@@ -73,51 +73,15 @@ def render(
     cluster being started: :func:`clusterkit.records.owner_labels`).
 
     >>> from clusterkit.spec import resolve_spec
-    >>> doc = render(resolve_spec(overrides={"workers": 3}, environ={}), "clusterkit/dask:abc")
+    >>> doc = render(resolve_spec(overrides={"workers": 3}, environ={}), "img:abc")
     >>> doc["services"]["worker"]["scale"], doc["services"]["scheduler"]["ports"][0]
     (3, '127.0.0.1:8786:8786')
     """
-    commands = node_commands(spec)
-    env = node_environment(spec)
     secured = security.secured(spec)
     if secured and not secrets_dir:
         raise ValueError("a spec with security: tls needs the folder of its credentials (secrets_dir)")
-
-    def service(role: str) -> dict[str, Any]:
-        svc: dict[str, Any] = {
-            "image": image,
-            "command": commands[role]["command"],
-            "restart": "unless-stopped",
-            "stop_grace_period": f"{STOP_GRACE}s",
-            "networks": ["cluster"],
-            "labels": labels.cluster_labels(spec.name, spec.backend, "compose", role),
-            # Nothing waits on a probe (workers wait for the scheduler's port
-            # themselves, `up` waits for the registered-worker count): probes only
-            # feed `status`, so they run seldom and leave the CPU to starting nodes.
-            "healthcheck": healthcheck(commands[role]["probe"], PROBE_INTERVAL),
-        }
-        if env:
-            svc["environment"] = dict(sorted(env.items()))
-        if secured:
-            svc["secrets"] = list(security.NODE_FILES)
-        return svc
-
-    scheduler = service("scheduler")
-    scheduler["hostname"] = SCHEDULER_HOST
-    scheduler["labels"][labels.SPEC] = json.dumps(spec.to_dict(), sort_keys=True)
-    scheduler["ports"] = [
-        published(spec.bind_address, spec.scheduler_port),
-        published(spec.bind_address, spec.dashboard_port),
-    ]
-    worker = service("worker")
-    # Started right after the scheduler, not once it is healthy: a worker waits for
-    # the scheduler's port itself (`clusterkit.node`), so no health gate holds it back.
-    worker["depends_on"] = [SCHEDULER_HOST]
-    worker["scale"] = spec.workers
-    worker["cpus"] = float(spec.cores)
-    worker["mem_limit"] = worker_memory_limit(spec)
     document: dict[str, Any] = {
-        "services": {SCHEDULER_HOST: scheduler, "worker": worker},
+        "services": {SCHEDULER_HOST: _scheduler(spec, image), "worker": _worker(spec, image)},
         "networks": {
             "cluster": {
                 "name": project_name(spec.name),
@@ -132,6 +96,53 @@ def render(
             svc["labels"].update(extra_labels)
         document["networks"]["cluster"]["labels"].update(extra_labels)
     return _escape(document)
+
+
+def _service(spec: ClusterSpec, image: str, role: str) -> dict[str, Any]:
+    """What the scheduler and worker services share: image, command, restarts, labels, probe."""
+    command = node_commands(spec)[role]
+    env = node_environment(spec)
+    svc: dict[str, Any] = {
+        "image": image,
+        "command": command["command"],
+        "restart": "unless-stopped",
+        "stop_grace_period": f"{STOP_GRACE}s",
+        "networks": ["cluster"],
+        "labels": labels.cluster_labels(spec.name, spec.backend, "compose", role),
+        # Nothing waits on a probe (workers wait for the scheduler's port
+        # themselves, `up` waits for the registered-worker count): probes only
+        # feed `status`, so they run seldom and leave the CPU to starting nodes.
+        "healthcheck": healthcheck(command["probe"], PROBE_INTERVAL),
+    }
+    if env:
+        svc["environment"] = dict(sorted(env.items()))
+    if security.secured(spec):
+        svc["secrets"] = list(security.NODE_FILES)
+    return svc
+
+
+def _scheduler(spec: ClusterSpec, image: str) -> dict[str, Any]:
+    """The scheduler service: its host name, the spec on its label, its published ports."""
+    scheduler = _service(spec, image, "scheduler")
+    scheduler["hostname"] = SCHEDULER_HOST
+    scheduler["labels"][labels.SPEC] = json.dumps(spec.to_dict(), sort_keys=True)
+    scheduler["ports"] = [
+        published(spec.bind_address, spec.scheduler_port),
+        published(spec.bind_address, spec.dashboard_port),
+    ]
+    return scheduler
+
+
+def _worker(spec: ClusterSpec, image: str) -> dict[str, Any]:
+    """The worker service: its count and limits."""
+    worker = _service(spec, image, "worker")
+    # Started right after the scheduler, not once it is healthy: a worker waits for
+    # the scheduler's port itself (`clusterkit.node`), so no health gate holds it back.
+    worker["depends_on"] = [SCHEDULER_HOST]
+    worker["scale"] = spec.workers
+    worker["cpus"] = float(spec.cores)
+    worker["mem_limit"] = worker_memory_limit(spec)
+    return worker
 
 
 def dump(document: dict[str, Any]) -> str:

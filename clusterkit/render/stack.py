@@ -6,8 +6,8 @@ resources, replicas and restarts under ``deploy`` (the stack schema has no
 each other by protocol, with a deadline); the scheduler on a manager, workers
 spread over the nodes; the scheduler port in ``mode: host`` on the
 scheduler's node (a swarm cannot bind a published port to 127.0.0.1, so the
-port is protected by TLS instead; Spark's master binds only its overlay
-address, which a host-mode port cannot reach, so the runtime forwards it),
+port is protected by TLS instead; a scheduler that binds only its overlay
+address, which a host-mode port cannot reach, is forwarded by the runtime),
 and the dashboard not published at all: the runtime forwards it to
 127.0.0.1 of this machine. Both services resolve by
 DNS round robin (``endpoint_mode: dnsrr``): a worker reaches the scheduler's
@@ -46,42 +46,59 @@ def render(
     ID) pins the scheduler to that manager, the one whose 127.0.0.1 the client uses.
 
     >>> from clusterkit.spec import ClusterSpec
-    >>> doc = render(ClusterSpec(name="lab", workers=3, security="tls"), "clusterkit/dask:abc")
+    >>> doc = render(ClusterSpec(name="lab", workers=3, security="tls"), "img:abc")
     >>> doc["services"]["worker"]["deploy"]["replicas"], doc["services"]["scheduler"]["ports"][0]["mode"]
     (3, 'host')
     """
-    commands = node_commands(spec)
-    env = node_environment(spec)
-    secured = security.secured(spec)
     names = secret_names(spec.name, deployment)
-    uid = str(security.NODE_UID)  # the node user owns its secrets' files
+    document: dict[str, Any] = {
+        "version": VERSION,
+        "services": {
+            SCHEDULER_HOST: _scheduler(spec, image, names, scheduler_node),
+            "worker": _worker(spec, image, names),
+        },
+        "networks": {"cluster": _network(spec)},
+    }
+    if security.secured(spec):  # created by the runtime (labelled, removed by `down`), never written here
+        document["secrets"] = {names[f]: {"external": True} for f in security.NODE_FILES}
+    return verbatim(document)
 
-    def service(role: str) -> dict[str, Any]:
-        role_labels = labels.cluster_labels(spec.name, spec.backend, "swarm", role)
-        svc: dict[str, Any] = {
-            "image": image,
-            "command": commands[role]["command"],
-            "init": True,
-            "stop_grace_period": f"{STOP_GRACE}s",
-            "networks": ["cluster"],
-            "labels": dict(role_labels),  # on every task's container
-            "healthcheck": healthcheck(commands[role]["probe"], "2s" if role == "scheduler" else "5s"),
-            "deploy": {
-                "labels": dict(role_labels),  # on the service
-                "endpoint_mode": "dnsrr",
-                "restart_policy": {"condition": "any", "delay": "1s"},
-            },
-        }
-        if env:
-            svc["environment"] = dict(sorted(env.items()))
-        if secured:
-            svc["secrets"] = [
-                {"source": names[f], "target": f, "uid": uid, "gid": uid, "mode": 0o400}
-                for f in security.NODE_FILES
-            ]
-        return svc
 
-    scheduler = service("scheduler")
+def _service(spec: ClusterSpec, image: str, role: str, names: dict[str, str]) -> dict[str, Any]:
+    """What the scheduler and worker services share: image, command, labels, probe, restarts, secrets."""
+    command = node_commands(spec)[role]
+    env = node_environment(spec)
+    role_labels = labels.cluster_labels(spec.name, spec.backend, "swarm", role)
+    svc: dict[str, Any] = {
+        "image": image,
+        "command": command["command"],
+        "init": True,
+        "stop_grace_period": f"{STOP_GRACE}s",
+        "networks": ["cluster"],
+        "labels": dict(role_labels),  # on every task's container
+        "healthcheck": healthcheck(command["probe"], "2s" if role == "scheduler" else "5s"),
+        "deploy": {
+            "labels": dict(role_labels),  # on the service
+            "endpoint_mode": "dnsrr",
+            "restart_policy": {"condition": "any", "delay": "1s"},
+        },
+    }
+    if env:
+        svc["environment"] = dict(sorted(env.items()))
+    if security.secured(spec):
+        uid = str(security.NODE_UID)  # the node user owns its secrets' files
+        svc["secrets"] = [
+            {"source": names[f], "target": f, "uid": uid, "gid": uid, "mode": 0o400}
+            for f in security.NODE_FILES
+        ]
+    return svc
+
+
+def _scheduler(
+    spec: ClusterSpec, image: str, names: dict[str, str], scheduler_node: str | None
+) -> dict[str, Any]:
+    """The scheduler service: on a manager (that one, if given), the spec on its label, its port."""
+    scheduler = _service(spec, image, "scheduler", names)
     scheduler["hostname"] = SCHEDULER_HOST
     scheduler["deploy"]["labels"][labels.SPEC] = json.dumps(spec.to_dict(), sort_keys=True)
     scheduler["deploy"]["replicas"] = 1
@@ -90,7 +107,12 @@ def render(
     if get_backend(spec.backend).listens_on_all_interfaces:
         port = {"target": spec.scheduler_port, "published": spec.scheduler_port, "protocol": "tcp"}
         scheduler["ports"] = [{**port, "mode": "host"}]
-    worker = service("worker")
+    return scheduler
+
+
+def _worker(spec: ClusterSpec, image: str, names: dict[str, str]) -> dict[str, Any]:
+    """The worker service: replicas, resources, spread over the nodes."""
+    worker = _service(spec, image, "worker", names)
     worker["deploy"]["replicas"] = spec.workers
     worker["deploy"]["resources"] = {
         "limits": {"cpus": f"{float(spec.cores)}", "memory": f"{worker_memory_limit(spec) // 2**20}M"},
@@ -100,6 +122,11 @@ def render(
     if spec.max_replicas_per_node:
         placement["max_replicas_per_node"] = spec.max_replicas_per_node
     worker["deploy"]["placement"] = placement
+    return worker
+
+
+def _network(spec: ClusterSpec) -> dict[str, Any]:
+    """The cluster's overlay network: attachable (clients and the forwarder join it), encrypted on request."""
     network: dict[str, Any] = {
         "name": project_name(spec.name),
         "driver": "overlay",
@@ -108,14 +135,7 @@ def render(
     }
     if spec.encrypted:
         network["driver_opts"] = {"encrypted": ""}
-    document: dict[str, Any] = {
-        "version": VERSION,
-        "services": {SCHEDULER_HOST: scheduler, "worker": worker},
-        "networks": {"cluster": network},
-    }
-    if secured:  # created by the runtime (labelled, removed by `down`), never written in this file
-        document["secrets"] = {names[f]: {"external": True} for f in security.NODE_FILES}
-    return verbatim(document)
+    return network
 
 
 def verbatim(value: Any) -> Any:

@@ -1,13 +1,15 @@
 """The lifecycle every runtime shares, written once; a runtime says only what differs.
 
-A runtime (local processes, compose, testcontainers, next swarm) turns a
+A runtime (local processes, compose, testcontainers, swarm) turns a
 ``ClusterSpec`` into running nodes and back. The steps that are the same
 everywhere live here: refuse a name in use, prepare (image, ports), start,
 wait until every worker is registered, remove what started when that fails,
 read status, reconcile the worker count. A runtime supplies the verbs in the
 "what each runtime says" block: start the nodes, add or remove workers, find
-them, remove them, and explain a failure. This is the shape of distributed's
-``SpecCluster`` with its small ``ProcessInterface``.
+them, remove them, and explain a failure; a runtime whose nodes are containers
+also says where a client container runs beside them (:meth:`Runtime.client_place`).
+This is the shape of distributed's ``SpecCluster`` with its small ``ProcessInterface``.
+The checks around a start (memory, exposure, readiness) are :mod:`clusterkit.runtimes.checks`.
 
 Honest status and self-healing are written here once too: a runtime reports
 its nodes (:meth:`Runtime.nodes`, as :class:`~clusterkit.health.NodeState`)
@@ -22,17 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clusterkit import health, records
-from clusterkit.backends import get_backend
-from clusterkit.errors import ClusterExists, ClusterNotFound, StartupTimeout
+from clusterkit.errors import ClientStartError, ClusterExists, ClusterNotFound
 from clusterkit.health import NodeState
 from clusterkit.progress import Event, Progress, quiet
+from clusterkit.runtimes.checks import exposure, scheduler_view, wait_for_workers
 from clusterkit.spec import ClusterSpec, parse_count
 from clusterkit.status import ClusterStatus
-from clusterkit.waiting import NotReady, wait_for
+
+if TYPE_CHECKING:
+    from clusterkit.client_env import ClientPlace
 
 
 class Runtime:
@@ -72,6 +75,23 @@ class Runtime:
     def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
         """Print the nodes' logs (one ``service``: scheduler or worker)."""
         raise NotImplementedError
+
+    #: Clients (``clusterkit run``, ``shell``, a notebook) run in containers beside this
+    #: runtime's clusters: :meth:`client_place` says where.
+    runs_clients = False
+
+    def client_place(self, name: str) -> ClientPlace:
+        """Where a client container of cluster ``name`` runs (``clusterkit run``, ``shell``, the notebook).
+
+        The image, network and scheduler host the client uses, the cluster's
+        labels (so ``down`` and ``gc`` remove it with the cluster), its dashboard
+        link and credentials. Only a runtime with ``runs_clients`` has them; any
+        other has no image or network to run a client in and raises ``ClientStartError``.
+        """
+        raise ClientStartError(
+            f"cluster {name!r} runs on the {self.name} runtime, which has no image or network to run "
+            "a client in; run the program directly in this environment instead"
+        )
 
     def _preflight(self, spec: ClusterSpec) -> None:
         """Refuse bad input before anything is said or started (a taken port, a missing image)."""
@@ -235,25 +255,12 @@ class Runtime:
         is what was found before repairing.
         """
         spec = self.client_spec(name)
-        backend = get_backend(spec.backend)
         try:
             nodes: list[NodeState] | None = self.nodes(name)
         except NotImplementedError:
             nodes = None  # a runtime that cannot list its nodes: grade the scheduler's view alone
         wanted = self.wanted_workers(name)
-        try:
-            found = backend.collect_status(
-                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.credentials(spec)
-            )
-            silent = ""
-        except NotReady as e:
-            found = ClusterStatus(
-                backend=spec.backend,
-                scheduler_address=spec.scheduler_address,
-                state="UNREACHABLE",
-                dashboard_url=None,
-            )
-            silent = str(e)
+        found, silent = scheduler_view(spec)
         listed = health.with_missing(nodes, wanted) if nodes is not None else None
         verdict, problems = health.verdict(
             listed, wanted=wanted, registered=len(found.alive_workers), scheduler_answers=not silent
@@ -366,69 +373,3 @@ class Runtime:
             check=lambda: self._check(name),
             diagnose=lambda: self._diagnose(name),
         )
-
-
-def exposure(spec: ClusterSpec) -> str:
-    """A warning when the scheduler is published beyond loopback without authentication, else ``""``."""
-    from clusterkit.net import loopback
-
-    if loopback(spec.bind_address) or getattr(spec, "security", None) == "tls":
-        return ""
-    return (
-        f"warning: the scheduler (port {spec.scheduler_port}) and dashboard (port {spec.dashboard_port}) "
-        f"are published on {spec.bind_address} without authentication: anyone who can reach this "
-        "address can run code on the cluster; bind to 127.0.0.1 (the default) unless that is intended"
-    )
-
-
-def check_memory_fits(spec: ClusterSpec, total: int, where: str) -> None:
-    """Refuse a worker that asks for more memory than the machine (or engine) has in all.
-
-    A worker given more than exists starts, then is killed by the kernel at
-    the first large task; that is bad input, said before anything starts.
-    """
-    from clusterkit.errors import InvalidValue
-    from clusterkit.spec import format_memory
-
-    if total and spec.memory > total:
-        raise InvalidValue(
-            f"memory: {format_memory(spec.memory)} per worker is more than {where} has in all "
-            f"({format_memory(total)}); ask for less (e.g. --memory 2g)"
-        )
-
-
-def wait_for_workers(
-    spec: ClusterSpec,
-    *,
-    expected: int,
-    timeout: float,
-    check: Callable[[], None] | None = None,
-    diagnose: Callable[[], str] | None = None,
-) -> int:
-    """Wait until the scheduler of ``spec`` (as this host reaches it) sees ``expected`` workers.
-
-    ``check`` runs on every poll and may raise at once (a node has exited);
-    ``diagnose`` adds what went wrong to a time-out message.
-    """
-    backend = get_backend(spec.backend)
-    credentials = backend.credentials(spec)
-
-    def probe() -> int:
-        if check is not None:
-            check()
-        seen = backend.count_workers(
-            spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **credentials
-        )
-        if seen != expected:
-            raise NotReady(f"{seen} of {expected} workers registered")
-        return seen
-
-    return wait_for(
-        probe,
-        what=f"{expected} {spec.backend} workers of cluster {spec.name!r} at {spec.scheduler_address}",
-        timeout=timeout,
-        interval=0.1,
-        max_interval=0.25,  # readiness is what `up` is timed by: notice it promptly
-        error=StartupTimeout,
-        on_timeout=diagnose,
-    )

@@ -25,9 +25,11 @@ from clusterkit.errors import (
     NodeStartError,
     StartupTimeout,
 )
+from clusterkit.facts import facts_of
 from clusterkit.health import NodeState
 from clusterkit.progress import Progress
 from clusterkit.runtimes.base import Runtime
+from clusterkit.runtimes.checks import check_memory_fits
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 
@@ -89,6 +91,8 @@ def _quietly(action: Any) -> None:
 
 class ContainerRuntime(Runtime):
     """Clusters whose nodes are containers carrying the cluster's labels."""
+
+    runs_clients = True
 
     def _filters(self, name: str | None = None, role: str | None = None) -> dict[str, list[str]]:
         wanted = {"runtime": self.name}
@@ -160,7 +164,7 @@ class ContainerRuntime(Runtime):
             scheduler_port=spec.scheduler_port,
             dashboard_port=spec.dashboard_port,
             labels=own,
-            dashboard_link=dashboard + ("/status" if spec.backend == "dask" else ""),
+            dashboard_link=dashboard + facts_of(spec.backend).dashboard_path,
             secured=security.secured(spec),
             env=dict(spec.env),
         )
@@ -170,8 +174,6 @@ class ContainerRuntime(Runtime):
 
     def _preflight(self, spec: ClusterSpec) -> None:
         require_image(spec)
-        from clusterkit.runtimes.base import check_memory_fits
-
         check_memory_fits(spec, int(self.docker.info().get("MemTotal") or 0), "the Docker engine")
 
     def _prepare(self, spec: ClusterSpec, progress: Progress) -> str | None:

@@ -23,7 +23,8 @@ from clusterkit.errors import ClusterNotFound, NodeStartError, StartupTimeout
 from clusterkit.health import NodeState
 from clusterkit.net import ensure_port_free, format_host
 from clusterkit.paths import run_root
-from clusterkit.runtimes.base import Runtime, check_memory_fits
+from clusterkit.runtimes.base import Runtime
+from clusterkit.runtimes.checks import check_memory_fits
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 

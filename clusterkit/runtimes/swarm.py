@@ -2,9 +2,9 @@
 with ``docker stack deploy`` on the swarm this engine manages.
 
 Secure by default: a published port on a swarm is open on every interface of
-the node, so a cluster without ``security:`` gets ``tls`` here (mutual TLS for
-Dask, an authentication secret and RPC encryption for Spark; the material is
-made per deployment and handed to the nodes as swarm secrets). The dashboard
+the node, so a cluster without ``security:`` gets ``tls`` here (what the backend
+offers: mutual TLS, or an authentication secret with RPC encryption; the material
+is made per deployment and handed to the nodes as swarm secrets). The dashboard
 is forwarded to 127.0.0.1 of this machine by a small container on the
 cluster's overlay network (:mod:`clusterkit.forward`), and nowhere else.
 Images reach every node with no registry (:mod:`clusterkit.images.push`);
@@ -23,51 +23,27 @@ from docker.errors import APIError
 
 from clusterkit import labels, security
 from clusterkit.backends import get_backend
-from clusterkit.errors import (
-    ClusterNotFound,
-    EngineUnavailable,
-    NodeStartError,
-    SwarmUnavailable,
-)
-from clusterkit.health import EXITED, RESTARTING, RUNNING, NodeState
+from clusterkit.errors import EngineUnavailable, NodeStartError, SwarmUnavailable
+from clusterkit.facts import facts_of
+from clusterkit.health import NodeState
 from clusterkit.net import ensure_port_free
 from clusterkit.progress import Progress
 from clusterkit.render import stack
 from clusterkit.render.compose import project_name
+from clusterkit.runtimes import swarm_tasks
 from clusterkit.runtimes.base import Runtime
 from clusterkit.runtimes.containers import node_image, require_image
+from clusterkit.runtimes.swarm_tasks import RUNTIME
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
 from clusterkit.waiting import NotReady, wait_for
-
-RUNTIME = "swarm"
-#: Task states after which a task will not run again.
-_ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
-
-
-_IPSEC_HINT = (
-    "  the overlay is encrypted (IPsec), and tasks on other nodes do not come up: IPsec between the nodes "
-    "may be unavailable here ({states}); run without --encrypted, or load the kernel's esp4 module and "
-    "allow IP protocol 50 between the nodes"
-)
-
-
-def _ipsec_states() -> str:
-    """How many IPsec security associations this machine has (an encrypted overlay makes some)."""
-    try:
-        out = subprocess.run(["ip", "xfrm", "state"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return "`ip xfrm state` could not run"
-    if out.returncode != 0:
-        return f"`ip xfrm state`: {out.stderr.strip() or out.returncode}"
-    count = sum(1 for line in out.stdout.splitlines() if line.startswith("src "))
-    return f"`ip xfrm state` lists {count} security associations"
 
 
 class SwarmRuntime(Runtime):
     """Clusters as stacks ``clusterkit-<name>`` on the swarm this engine manages."""
 
     name = RUNTIME
+    runs_clients = True
 
     def _node_id(self) -> str:
         """This engine's node ID; ``SwarmUnavailable`` unless it is a swarm manager."""
@@ -75,37 +51,19 @@ class SwarmRuntime(Runtime):
 
         return manager_node_id(self.docker)
 
+    # Reading the swarm: :mod:`clusterkit.runtimes.swarm_tasks`, with this engine.
+
     def _filters(self, name: str | None = None, role: str | None = None) -> dict[str, list[str]]:
-        wanted = {"runtime": RUNTIME}
-        if name:
-            wanted["cluster"] = name
-        if role:
-            wanted["role"] = role
-        return {"label": labels.selector(**wanted)}
+        return swarm_tasks.filters(name, role)
 
     def _services(self, name: str | None = None, role: str | None = None) -> list[Any]:
-        return self.docker.services.list(filters=self._filters(name, role))
+        return swarm_tasks.services(self.docker, name, role)
 
     def _service(self, name: str, role: str) -> Any:
-        found = self._services(name, role)
-        if not found:
-            raise ClusterNotFound(
-                f"no swarm cluster named {name!r}; start one with `clusterkit up --runtime swarm`"
-            )
-        return found[0]
+        return swarm_tasks.service(self.docker, name, role)
 
     def _tasks(self, name: str, role: str | None = None) -> list[dict[str, Any]]:
-        tasks = []
-        for service in self._services(name, role):
-            role_of = service.attrs["Spec"]["Labels"].get(labels.ROLE, "")
-            tasks += [{**t, "_role": role_of} for t in service.tasks()]
-        return tasks
-
-    def _node_names(self) -> dict[str, str]:
-        """Node ID -> how status shows it: the host name, with the ID where host names repeat."""
-        nodes = {n.id: n.attrs["Description"]["Hostname"] for n in self.docker.nodes.list()}
-        repeated = {h for h in nodes.values() if list(nodes.values()).count(h) > 1}
-        return {i: f"{h}/{i[:8]}" if h in repeated else h for i, h in nodes.items()}
+        return swarm_tasks.tasks(self.docker, name, role)
 
     # -- finding -----------------------------------------------------------------------
 
@@ -150,7 +108,7 @@ class SwarmRuntime(Runtime):
             scheduler_port=spec.scheduler_port,
             dashboard_port=spec.dashboard_port,
             labels=labels.cluster_labels(name, spec.backend, RUNTIME),
-            dashboard_link=dashboard + ("/status" if spec.backend == "dask" else ""),
+            dashboard_link=dashboard + facts_of(spec.backend).dashboard_path,
             secured=security.secured(spec),
             env=dict(spec.env),
         )
@@ -276,30 +234,8 @@ class SwarmRuntime(Runtime):
 
     def nodes(self, name: str) -> list[NodeState]:
         """One node per task slot the swarm keeps: its newest task, with the slot's earlier ends as restarts."""
-        hosts = self._node_names()
-        slots: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for task in self._tasks(name):
-            slots.setdefault((task["_role"], int(task.get("Slot") or 0)), []).append(task)
-        found = []
-        for (role, slot), tasks in sorted(slots.items()):
-            tasks.sort(key=lambda t: t["CreatedAt"])
-            newest = tasks[-1]
-            if newest["DesiredState"] != "running":
-                continue  # a slot scaled away
-            state = newest["Status"]["State"]
-            container = newest["Status"].get("ContainerStatus") or {}
-            found.append(
-                NodeState(
-                    role,
-                    f"{project_name(name)}_{role}.{slot}",
-                    RUNNING if state == "running" else (EXITED if state in _ENDED else RESTARTING),
-                    exit_code=container.get("ExitCode") if state != "running" else None,
-                    restarts=len(tasks) - 1,
-                    where=hosts.get(newest.get("NodeID", ""), ""),
-                    detail=newest["Status"].get("Err", ""),
-                )
-            )
-        return found
+        hosts = swarm_tasks.node_names(self.docker)
+        return swarm_tasks.node_states(project_name(name), self._tasks(name), hosts)
 
     # -- explaining -------------------------------------------------------------------------
 
@@ -309,46 +245,23 @@ class SwarmRuntime(Runtime):
             raise NodeStartError(f"cluster {name!r}: the swarm rejected a task\n" + self._diagnose(name))
 
     def _diagnose(self, name: str) -> str:
-        nodes = self._node_names()
-        lines = []
-        for task in self._tasks(name):
-            state, desired = task["Status"]["State"], task["DesiredState"]
-            if state == "running" or (
-                state in _ENDED and desired != "running" and not task["Status"].get("Err")
-            ):
-                continue
-            where = nodes.get(task.get("NodeID", ""), "no node")
-            error = task["Status"].get("Err") or task["Status"].get("Message", "")
-            lines.append(f"  {task['_role']} task on {where}: {state} ({error})")
+        hosts = swarm_tasks.node_names(self.docker)
+        lines = swarm_tasks.task_problems(self._tasks(name), hosts)
         if self.spec_of(name).encrypted and any(t["Status"]["State"] != "running" for t in self._tasks(name)):
-            lines.append(_IPSEC_HINT.format(states=_ipsec_states()))
+            lines.append(swarm_tasks.IPSEC_HINT.format(states=swarm_tasks.ipsec_states()))
         for service in self._services(name):
-            tail = self._service_logs(service.name, 8)
+            tail = swarm_tasks.service_logs(service.name, 8)
             if tail.strip():
                 lines.append(f"  last log lines of {service.name}:")
                 lines += [f"    {line}" for line in tail.rstrip().splitlines()]
         return "\n".join(lines)
-
-    def _service_logs(self, service: str, tail: int) -> str:
-        result = subprocess.run(
-            ["docker", "service", "logs", "--no-task-ids", "--tail", str(tail), service],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return result.stdout + result.stderr
 
     def status(self, name: str, **options: Any) -> ClusterStatus:
         """As every runtime, and on which swarm node each worker runs."""
         import dataclasses
 
         found = super().status(name, **options)
-        nodes = self._node_names()
-        where: dict[str, str] = {}
-        for task in self._tasks(name, "worker"):
-            for attachment in task.get("NetworksAttachments") or []:
-                for address in attachment.get("Addresses") or []:
-                    where[address.split("/")[0]] = nodes.get(task.get("NodeID", ""), "")
+        where = swarm_tasks.worker_hosts(self._tasks(name, "worker"), swarm_tasks.node_names(self.docker))
         workers = tuple(
             dataclasses.replace(w, node=where.get(w.address.split("://")[-1].rsplit(":", 1)[0]))
             for w in found.workers

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +27,7 @@ from clusterkit.backends import get_backend
 from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
 from clusterkit.runtimes.containers import ContainerRuntime
 from clusterkit.spec import ClusterSpec
+from clusterkit.waiting import NotReady, wait_for
 
 RUNTIME = "testcontainers"
 #: When the owning process started: a recycled PID is not the owner.
@@ -41,6 +45,33 @@ def _configure_testcontainers() -> None:
     testcontainers_config.ryuk_disabled = True
     testcontainers_config.connection_mode_override = ConnectionMode.docker_host
     testcontainers_config.tc_host_override = "127.0.0.1"
+
+
+def _published(scheduler: Any, spec: ClusterSpec) -> ClusterSpec | None:
+    """``spec`` with the scheduler container's ports as published on 127.0.0.1; ``None`` while none are."""
+    ports = scheduler.attrs["NetworkSettings"]["Ports"] or {}
+    try:
+        published = {
+            p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (spec.scheduler_port, spec.dashboard_port)
+        }
+    except (KeyError, IndexError, TypeError):
+        return None
+    return spec.replace(
+        bind_address="127.0.0.1",
+        scheduler_port=published[spec.scheduler_port],
+        dashboard_port=published[spec.dashboard_port],
+    )
+
+
+def _page_says(url: str, marker: str) -> None:
+    """``NotReady`` unless ``url`` answers 200 with ``marker`` in its body."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - http on loopback
+            status, body = response.status, response.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as e:  # HTTPError (a 5xx while starting) is a URLError
+        raise NotReady(f"{url} does not answer ({getattr(e, 'reason', e)})") from e
+    if status != 200 or marker not in body:
+        raise NotReady(f"{url} answers {status} without {marker!r}")
 
 
 class _NetworkByName:
@@ -80,18 +111,7 @@ class TestcontainersRuntime(ContainerRuntime):
         """The spec with the ports published on 127.0.0.1."""
         scheduler = self._scheduler(name)
         spec = ClusterSpec.from_record(json.loads(scheduler.labels[labels.SPEC]))
-        ports = scheduler.attrs["NetworkSettings"]["Ports"] or {}
-        try:
-            published = {
-                p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (spec.scheduler_port, spec.dashboard_port)
-            }
-        except (KeyError, IndexError, TypeError):
-            return spec  # not running: nothing published
-        return spec.replace(
-            bind_address="127.0.0.1",
-            scheduler_port=published[spec.scheduler_port],
-            dashboard_port=published[spec.dashboard_port],
-        )
+        return _published(scheduler, spec) or spec  # not running: nothing published
 
     # -- containers ------------------------------------------------------------------
 
@@ -114,33 +134,46 @@ class TestcontainersRuntime(ContainerRuntime):
             # Published on loopback only, on ports the kernel picks.
             container.ports[spec.scheduler_port] = ("127.0.0.1", None)
             container.ports[spec.dashboard_port] = ("127.0.0.1", None)
-            container = container.waiting_for(self._scheduler_ready(spec))
         else:
             kwargs["mem_limit"] = worker_memory_limit(spec)
             kwargs["nano_cpus"] = int(spec.cores * 1e9)
         return container.with_kwargs(**kwargs)
 
-    def _scheduler_ready(self, spec: ClusterSpec) -> Any:
-        from testcontainers.core.wait_strategies import HttpWaitStrategy
-
-        backend = get_backend(spec.backend)
-        return (
-            HttpWaitStrategy(spec.dashboard_port, backend.health_path)
-            .for_response_predicate(lambda body: backend.health_marker in body)
-            .with_startup_timeout(120)
-            .with_poll_interval(0.1)
-        )
-
     def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:
-        """Scheduler and workers start concurrently; the scheduler's start waits for its health."""
+        """Scheduler and workers start concurrently; then the scheduler's health page must answer."""
         from testcontainers.core.network import Network
 
         assert image is not None
+        deadline = time.monotonic() + timeout
         _configure_testcontainers()
         network = Network(docker_network_kw={"labels": self._labels(spec)}).create()
         containers = [self._container(spec, image, "scheduler", network)]
         containers += [self._container(spec, image, "worker", network) for _ in range(spec.workers)]
         self._run(containers)
+        self._await_scheduler(spec, max(1.0, deadline - time.monotonic()))
+
+    def _await_scheduler(self, spec: ClusterSpec, timeout: float) -> None:
+        """Wait until the scheduler's dashboard, as published here, answers the backend's health page."""
+        backend = get_backend(spec.backend)
+
+        def answers() -> None:
+            self._check(spec.name)  # a scheduler that exited fails now, not at the deadline
+            reach = _published(self._scheduler(spec.name), spec)
+            if reach is None:
+                raise NotReady("the scheduler has no published ports yet")
+            _page_says(
+                f"http://{reach.scheduler_host}:{reach.dashboard_port}{backend.health_path}",
+                backend.health_marker,
+            )
+
+        wait_for(
+            answers,
+            what=f"the {spec.backend} scheduler of cluster {spec.name!r} to answer on its dashboard",
+            timeout=timeout,
+            interval=0.1,
+            max_interval=0.25,
+            on_timeout=lambda: self._diagnose(spec.name),
+        )
 
     def _run(self, containers: list[Any]) -> None:
         with ThreadPoolExecutor(max_workers=len(containers)) as pool:

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from clusterkit.backends import get_backend
+from clusterkit.facts import BACKENDS, DEFAULT_BACKEND
 from clusterkit.render import compose, default_files
 from clusterkit.spec import resolve_spec
 
@@ -16,7 +17,7 @@ def spec(**overrides):
     return resolve_spec(overrides=overrides, environ={})
 
 
-@pytest.mark.parametrize("name", ["dask.yml", "spark.yml", "dask-stack.yml", "spark-stack.yml"])
+@pytest.mark.parametrize("name", [f"{b}{kind}.yml" for b in BACKENDS for kind in ("", "-stack")])
 def test_checked_in_files_match_render(name):
     """compose/<backend>[-stack].yml is what `clusterkit render --backend <backend> [--format stack]` writes."""
     checked_in = (ROOT / "compose" / name).read_text()
@@ -50,14 +51,14 @@ def test_workers_scale_limits_and_order():
     worker = doc["services"]["worker"]
     assert worker["scale"] == 4
     assert worker["cpus"] == 2.0
-    assert worker["mem_limit"] == 2 * 2**30 + get_backend("dask").memory_overhead
+    assert worker["mem_limit"] == 2 * 2**30 + get_backend(DEFAULT_BACKEND).memory_overhead
     # No health gate: workers start with the scheduler and wait for its port themselves.
     assert worker["depends_on"] == ["scheduler"]
     assert worker["restart"] == "unless-stopped"
     assert "--cores" in worker["command"] and "2048m" in worker["command"]
 
 
-@pytest.mark.parametrize("backend", ["dask", "spark"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_healthchecks_use_the_protocol_probe(backend):
     doc = compose.render(spec(backend=backend), "img")
     for role, service in doc["services"].items():
@@ -69,7 +70,7 @@ def test_healthchecks_use_the_protocol_probe(backend):
 def test_spec_rides_on_the_scheduler_label():
     import json
 
-    s = spec(backend="spark", workers=3, env={"A": "1"})
+    s = spec(backend=BACKENDS[-1], workers=3, env={"A": "1"})
     doc = compose.render(s, "img")
     recorded = json.loads(doc["services"]["scheduler"]["labels"]["clusterkit.spec"])
     assert resolve_spec(overrides=recorded, environ={}) == s

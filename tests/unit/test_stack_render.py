@@ -7,6 +7,8 @@ import json
 import pytest
 
 from clusterkit import labels
+from clusterkit.backends import get_backend
+from clusterkit.facts import BACKENDS, DEFAULT_BACKEND
 from clusterkit.render import stack
 from clusterkit.spec import resolve_spec
 
@@ -33,7 +35,10 @@ def test_format_and_keys_the_stack_schema_accepts():
 def test_workers_cores_memory_become_replicas_and_resources():
     _, worker = services(stack.render(spec(workers=5, cores=2, memory="2g"), "img"))
     assert worker["deploy"]["replicas"] == 5
-    assert worker["deploy"]["resources"]["limits"] == {"cpus": "2.0", "memory": "2560M"}  # + dask's 512m
+    assert worker["deploy"]["resources"]["limits"] == {
+        "cpus": "2.0",
+        "memory": "2560M",
+    }  # + the default backend's 512m
     assert worker["deploy"]["resources"]["reservations"] == {"memory": "2048M"}
     assert worker["command"][worker["command"].index("--cores") + 1] == "2"
 
@@ -47,15 +52,15 @@ def test_scheduler_on_a_manager_workers_spread():
     assert capped["deploy"]["placement"]["max_replicas_per_node"] == 1
 
 
-def test_dask_scheduler_port_in_host_mode_and_no_dashboard_published():
-    scheduler, worker = services(stack.render(spec(scheduler_port=9000, dashboard_port=9001), "img"))
-    assert scheduler["ports"] == [{"target": 9000, "published": 9000, "protocol": "tcp", "mode": "host"}]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scheduler_port_in_host_mode_or_forwarded_and_no_dashboard_published(backend):
+    rendered = stack.render(spec(backend=backend, scheduler_port=9000, dashboard_port=9001), "img")
+    scheduler, worker = services(rendered)
+    if get_backend(backend).listens_on_all_interfaces:
+        assert scheduler["ports"] == [{"target": 9000, "published": 9000, "protocol": "tcp", "mode": "host"}]
+    else:
+        assert "ports" not in scheduler  # it binds only its overlay address: the runtime forwards it
     assert "ports" not in worker
-
-
-def test_spark_master_port_is_forwarded_not_published():
-    scheduler, _ = services(stack.render(spec(backend="spark"), "img"))
-    assert "ports" not in scheduler  # Spark's master binds only its overlay address
 
 
 def test_network_is_an_attachable_overlay_encrypted_on_request():
@@ -72,7 +77,7 @@ def test_labels_on_services_containers_and_network_and_the_spec_is_recorded():
     doc = stack.render(spec(name="lab", workers=3), "img")
     scheduler, worker = services(doc)
     for svc, role in ((scheduler, "scheduler"), (worker, "worker")):
-        expected = labels.cluster_labels("lab", "dask", "swarm", role)
+        expected = labels.cluster_labels("lab", DEFAULT_BACKEND, "swarm", role)
         assert expected.items() <= svc["labels"].items()
         assert expected.items() <= svc["deploy"]["labels"].items()
     assert json.loads(scheduler["deploy"]["labels"][labels.SPEC])["workers"] == 3
@@ -99,7 +104,7 @@ def test_without_security_there_are_no_secrets():
     assert "secrets" not in doc and "--secrets" not in doc["services"]["scheduler"]["command"]
 
 
-@pytest.mark.parametrize("backend", ["dask", "spark"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_env_reaches_every_node_verbatim(backend):
     """`docker stack deploy` interpolates `$`: the file doubles it, so the node gets the value as given."""
     doc = stack.render(spec(backend=backend, env={"A": "x$y", "B": "p$$q"}), "img")
