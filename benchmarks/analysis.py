@@ -76,7 +76,12 @@ def probe_is_stdlib() -> bool:
         return False
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    return names <= set(sys.stdlib_module_names) | {"__future__"}
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    # clusterkit's own modules it imports are standard-library-only too (the backends' data
+    # table, the errors, the readiness loop, which imports tenacity only when it waits).
+    light = {"clusterkit.facts", "clusterkit.errors", "clusterkit.waiting"}
+    own = {m for m in modules if m.split(".")[0] == "clusterkit"}
+    return own <= light and names - {"clusterkit"} <= set(sys.stdlib_module_names) | {"__future__"}
 
 
 def how_nodes_start(backend: str) -> str:

@@ -1,7 +1,7 @@
 """clusterkit: a real Dask or Spark cluster from one spec and one pinned image.
 
 >>> from clusterkit import Cluster
->>> with Cluster("dask", workers=2) as cluster:  # doctest: +SKIP
+>>> with Cluster(workers=2) as cluster:  # doctest: +SKIP  (the default backend: Dask)
 ...     print(cluster.status())
 
 ``clusterkit.dask`` and ``clusterkit.spark`` hold the seed API

@@ -2,17 +2,20 @@
 
 A runtime says where a client of a cluster runs (:class:`ClientPlace`: the
 cluster's own image, its network, the scheduler's name on that network);
-:func:`environment` turns that into the variables the container gets; and
-:func:`target` reads them back inside, so ``clusterkit.dask.connect_to_scheduler()``
+the backend's ``client_environment`` (:mod:`clusterkit.backends`, on top of
+:func:`common_environment`) turns that into the variables the container gets;
+and :func:`target` reads them back inside, so ``clusterkit.dask.connect_to_scheduler()``
 and ``clusterkit.spark.connect_to_scheduler()`` need no argument there.
 Plain ``distributed.Client()`` works too: it reads ``DASK_SCHEDULER_ADDRESS``
 and the ``DASK_DISTRIBUTED__COMM__TLS__*`` files through dask's config.
 
 Standard library only: the no-argument connect imports this in every client.
 
-    >>> env = {"CLUSTERKIT_CLUSTER": "x", "DASK_SCHEDULER_ADDRESS": "tcp://scheduler:8786"}
-    >>> target(env)
-    ClientTarget(cluster='x', backend='dask', address='tcp://scheduler:8786', dashboard_url=None, secured=False, spark_secret_file=None)
+    >>> from clusterkit.facts import DEFAULT_BACKEND
+    >>> env = {"CLUSTERKIT_CLUSTER": "x", FACTS[DEFAULT_BACKEND].address_env: "tcp://scheduler:8786"}
+    >>> here = target(env)
+    >>> here.backend == DEFAULT_BACKEND, here.address, here.secured
+    (True, 'tcp://scheduler:8786', False)
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from clusterkit.facts import DASK, FACTS, SPARK
 
 #: The cluster a client container belongs to (set only inside one).
 CLUSTER = "CLUSTERKIT_CLUSTER"
 #: Dask: the scheduler as seen from the cluster network (distributed reads it too).
-DASK_ADDRESS = "DASK_SCHEDULER_ADDRESS"
+DASK_ADDRESS = DASK.address_env
 #: Spark: the master as seen from the cluster network.
-SPARK_MASTER = "SPARK_MASTER"
+SPARK_MASTER = SPARK.address_env
 #: The dashboard (Dask) or master web UI (Spark) as seen from the cluster network.
 DASHBOARD_URL = "CLUSTERKIT_DASHBOARD_URL"
 #: Spark with ``security: tls``: the file holding the authentication secret.
@@ -46,7 +50,7 @@ class ClientPlace:
 
     Attributes:
         cluster: the cluster's name.
-        backend: ``dask`` or ``spark``.
+        backend: the backend's name (:data:`clusterkit.facts.BACKENDS`).
         image: the image the cluster's nodes run (an ID, so a rebuilt tag does not matter).
         network: the network the nodes share; the client joins it.
         scheduler_host: the scheduler's name on that network.
@@ -71,49 +75,21 @@ class ClientPlace:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-def credential_files(backend: str) -> tuple[str, ...]:
-    """File names (in ``security.client_dir``) a client of ``backend`` needs with ``security: tls``."""
-    from clusterkit import security
+def common_environment(place: ClientPlace) -> dict[str, str]:
+    """The variables every client container of ``place`` gets, whatever its backend: the
+    spec's ``env`` first, then the cluster's name and its web UI on the cluster network.
 
-    if backend == "dask":
-        return (security.CA, security.CLIENT_CERT, security.CLIENT_KEY)
-    return (security.SPARK_SECRET,)
+    The backend adds how to reach its scheduler: ``get_backend(place.backend).client_environment(place)``
+    (:mod:`clusterkit.backends`) is the whole environment.
 
-
-def environment(place: ClientPlace) -> dict[str, str]:
-    """The variables a client container of ``place`` gets (the spec's ``env`` first).
-
-    >>> place = ClientPlace("x", "dask", "sha256:1", "net", "scheduler", 8786, 8787,
-    ...                     dashboard_link="http://127.0.0.1:9000/status")
-    >>> environment(place)["DASK_SCHEDULER_ADDRESS"]
-    'tcp://scheduler:8786'
+    >>> from clusterkit.facts import DEFAULT_BACKEND
+    >>> place = ClientPlace("x", DEFAULT_BACKEND, "sha256:1", "net", "scheduler", 1, 2, env={"A": "1"})
+    >>> common_environment(place)
+    {'A': '1', 'CLUSTERKIT_CLUSTER': 'x', 'CLUSTERKIT_DASHBOARD_URL': 'http://scheduler:2'}
     """
     env = dict(place.env)
     env[CLUSTER] = place.cluster
     env[DASHBOARD_URL] = f"http://{place.scheduler_host}:{place.dashboard_port}"
-    if place.backend == "dask":
-        scheme = "tls" if place.secured else "tcp"
-        env[DASK_ADDRESS] = f"{scheme}://{place.scheduler_host}:{place.scheduler_port}"
-        # Every client sends the working folder's modules to the nodes (clusterkit.workdir).
-        env["DASK_DISTRIBUTED__CLIENT__PRELOAD"] = '["clusterkit.workdir"]'
-        env["DASK_LOGGING"] = '{"distributed.preloading": "warning"}'  # no "Creating preload" line
-        if place.dashboard_link:
-            # What `client.dashboard_link` shows: a link the browser on this machine can open.
-            env["DASK_DISTRIBUTED__DASHBOARD__LINK"] = place.dashboard_link
-        if place.secured:
-            from clusterkit import security
-
-            tls = "DASK_DISTRIBUTED__COMM__TLS__"
-            env[tls + "CA_FILE"] = f"{CREDENTIALS_DIR}/{security.CA}"
-            env[tls + "CLIENT__CERT"] = f"{CREDENTIALS_DIR}/{security.CLIENT_CERT}"
-            env[tls + "CLIENT__KEY"] = f"{CREDENTIALS_DIR}/{security.CLIENT_KEY}"
-            env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] = "True"
-    else:
-        env[SPARK_MASTER] = f"spark://{place.scheduler_host}:{place.scheduler_port}"
-        if place.secured:
-            from clusterkit import security
-
-            env[SPARK_SECRET_FILE] = f"{CREDENTIALS_DIR}/{security.SPARK_SECRET}"
     return env
 
 
@@ -134,15 +110,8 @@ class ClientTarget:
             return None
         return int(self.dashboard_url.rstrip("/").rsplit(":", 1)[1])
 
-    def dask_security(self) -> Any:
-        """A ``distributed.Security`` from the TLS files dask's config names (``None`` without TLS)."""
-        if not self.secured:
-            return None
-        from distributed import Security
-
-        return Security(require_encryption=True)  # the file names come from DASK_DISTRIBUTED__COMM__TLS__*
-
     def spark_secret(self) -> str | None:
+        """The authentication secret, read from ``spark_secret_file`` (``None`` without one)."""
         if not self.spark_secret_file:
             return None
         with open(self.spark_secret_file) as f:
@@ -150,18 +119,19 @@ class ClientTarget:
 
 
 def target(environ: Mapping[str, str] | None = None) -> ClientTarget | None:
-    """The cluster this client container belongs to, or ``None`` outside one."""
+    """The cluster this client container belongs to, or ``None`` outside one.
+
+    The backend is the one whose ``address_env`` (:mod:`clusterkit.facts`) is set.
+    """
     environ = os.environ if environ is None else environ
     cluster = environ.get(CLUSTER)
     if not cluster:
         return None
     dashboard = environ.get(DASHBOARD_URL) or None
-    if environ.get(DASK_ADDRESS):
-        address = environ[DASK_ADDRESS]
-        return ClientTarget(cluster, "dask", address, dashboard, secured=address.startswith("tls://"))
-    if environ.get(SPARK_MASTER):
-        secret = environ.get(SPARK_SECRET_FILE) or None
-        return ClientTarget(
-            cluster, "spark", environ[SPARK_MASTER], dashboard, secured=bool(secret), spark_secret_file=secret
-        )
+    for facts in FACTS.values():
+        address = environ.get(facts.address_env)
+        if address:
+            secret = environ.get(SPARK_SECRET_FILE) or None
+            secured = address.startswith("tls://") or bool(secret)
+            return ClientTarget(cluster, facts.name, address, dashboard, secured, spark_secret_file=secret)
     return None

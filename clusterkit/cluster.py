@@ -5,7 +5,7 @@ module and never reach into a runtime's internals, so "which runtime holds
 cluster X" and "what does a client connect to" are decided in one place.
 
     >>> from clusterkit import Cluster
-    >>> with Cluster("dask", workers=2) as cluster:  # doctest: +SKIP
+    >>> with Cluster(workers=2) as cluster:  # doctest: +SKIP
     ...     print(cluster.status())
 """
 
@@ -17,7 +17,9 @@ from typing import Any
 
 from clusterkit import runtimes
 from clusterkit.backends import get_backend
-from clusterkit.errors import ClusterExists, ClusterNotFound, InvalidValue
+from clusterkit.client_env import ClientPlace
+from clusterkit.errors import ClientStartError, ClusterExists, ClusterNotFound, InvalidValue
+from clusterkit.facts import BACKENDS
 from clusterkit.progress import Progress, quiet
 from clusterkit.runtimes.base import Runtime
 from clusterkit.spec import ClusterSpec, parse_count
@@ -64,7 +66,7 @@ def up(
     from clusterkit import notebook
 
     try:
-        found = notebook.start(rt, spec.name, image, timeout=timeout, progress=progress)
+        found = notebook.start(_place_on(rt, spec.name), image, timeout=timeout, progress=progress)
     except BaseException:
         if not keep:
             rt.down(spec.name)
@@ -73,17 +75,46 @@ def up(
 
 
 def _notebook_image(rt: Runtime, spec: ClusterSpec, progress: Progress) -> str:
+    """Check ``rt`` runs client containers, and build the notebook image; returns it."""
     from clusterkit import notebook
 
-    return notebook.prepare(rt, spec, progress)
+    if not rt.runs_clients:
+        raise ClientStartError(
+            f"a notebook runs in a container beside the cluster; the {rt.name} runtime has none "
+            "(use --runtime compose, or run `jupyter lab` in this venv: it is the cluster's environment)"
+        )
+    return notebook.prepare(spec, progress)
 
 
 def _with_notebook(rt: Runtime, name: str, status: ClusterStatus) -> ClusterStatus:
     """The status with the link (and token) of the notebook beside the cluster, if one runs."""
+    if not rt.runs_clients:
+        return status  # no client containers there, so no notebook either
     from clusterkit import notebook
 
-    found = notebook.find(rt, name)
+    found = notebook.find(name)
     return dataclasses.replace(status, notebook_url=found.url) if found else status
+
+
+def client_place(name: str | None, runtime: str | Runtime | None = None) -> ClientPlace:
+    """Where clients of the running cluster ``name`` run (``clusterkit run``, ``shell``, a notebook).
+
+    The runtime must run containers: for a cluster of local processes this
+    venv is the cluster's environment, and a program runs directly.
+    """
+    rt, found = find(name, runtime)
+    return _place_on(rt, found)
+
+
+def _place_on(rt: Runtime, name: str) -> ClientPlace:
+    if not rt.runs_clients:
+        connects = " / ".join(f"`clusterkit.{b}.connect_to_scheduler()`" for b in BACKENDS)
+        raise ClientStartError(
+            f"cluster {name!r} runs on the {rt.name} runtime, which has no image or network to run a "
+            "client in; there this venv is the cluster's environment: run the program directly "
+            f"({connects} with the address `clusterkit status` shows)"
+        )
+    return rt.client_place(name)
 
 
 def check_timeout(timeout: Any) -> float:

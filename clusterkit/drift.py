@@ -4,8 +4,9 @@ Dask only warns on a mismatch, and compares Python by its full version string;
 clusterkit grades each difference instead:
 
 - **error** (``VersionMismatch``): another Python minor version, or another
-  version of a package that moves data or code between nodes (dask,
-  distributed, cloudpickle, pyspark, py4j), or such a package missing on a node;
+  version of a package that moves data or code between nodes (the backend's
+  ``critical_packages`` in :mod:`clusterkit.facts`: its own and cloudpickle),
+  or such a package missing on a node;
 - **warning**: another Python micro version (3.11.7 on the host, 3.11.2 in
   Debian's image), another version of any other tracked package, another lock hash.
 
@@ -13,7 +14,8 @@ The tolerance (``--tolerance`` or ``CLUSTERKIT_DRIFT_TOLERANCE``) shifts that li
 ``strict`` makes every warning an error; ``default`` is the grading above;
 ``lenient`` reports only the errors.
 
-    >>> found = compare({"client": {"python": "3.11.7"}, "w1": {"python": "3.12.1"}}, backend="dask")
+    >>> from clusterkit.facts import DEFAULT_BACKEND
+    >>> found = compare({"client": {"python": "3.11.7"}, "w1": {"python": "3.12.1"}}, backend=DEFAULT_BACKEND)
     >>> [(d.node, d.package, d.severity) for d in found]
     [('w1', 'python', 'error')]
 """
@@ -25,16 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from clusterkit.errors import InvalidValue, VersionMismatch
+from clusterkit.facts import FACTS
 
 TOLERANCES = ("strict", "default", "lenient")
-
-#: Packages whose versions must agree, per backend: they (de)serialize code and data.
-CRITICAL = {
-    "dask": ("dask", "distributed", "cloudpickle"),
-    "spark": ("pyspark", "py4j", "cloudpickle"),
-}
-#: Packages that do not exist on the other backend's image; never compared there.
-IRRELEVANT = {"dask": ("pyspark", "py4j", "java"), "spark": ("dask", "distributed", "msgpack", "tornado")}
 
 
 @dataclass(frozen=True)
@@ -66,11 +61,16 @@ def compare(
     reference: str = "client",
     tolerance: str | None = None,
 ) -> list[Difference]:
-    """Every difference between ``versions[reference]`` and each other node, graded."""
+    """Every difference between ``versions[reference]`` and each other node, graded.
+
+    ``backend``'s row in :mod:`clusterkit.facts` says which packages must agree
+    (``critical_packages``) and which its image lacks (``foreign_packages``, never compared).
+    """
     tolerance = tolerance_from_env(tolerance)
     expected = versions.get(reference, {})
-    critical = CRITICAL.get(backend, ())
-    skip = IRRELEVANT.get(backend, ())
+    facts = FACTS.get(backend)
+    critical = facts.critical_packages if facts else ()
+    skip = facts.foreign_packages if facts else ()
     found: list[Difference] = []
     for node, theirs in sorted(versions.items()):
         if node == reference:

@@ -6,8 +6,8 @@ those up here by the spec's backend name instead of comparing names, and
 ``backends/<name>/`` (the code) states the same values by pointing at its row.
 Standard library only: the container probes import it at every check.
 
-    >>> FACTS["spark"].scheduler_port, FACTS["spark"].jre
-    (7077, True)
+    >>> SPARK.scheduler_port, SPARK.jre, FACTS[SPARK.name] is SPARK
+    (7077, True, True)
     >>> facts_of("ray")
     Traceback (most recent call last):
     ...

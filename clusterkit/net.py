@@ -25,7 +25,7 @@ def parse_address(address: str, default_port: int, scheme: str | None = None) ->
 
     >>> parse_address("tcp://scheduler:8786", 8786, "tcp")
     ('scheduler', 8786)
-    >>> parse_address("10.0.0.5", 7077, "spark")
+    >>> parse_address("10.0.0.5", 7077, "tls")
     ('10.0.0.5', 7077)
     """
     match = _ADDRESS_RE.match(str(address).strip())

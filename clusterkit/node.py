@@ -89,18 +89,15 @@ def await_scheduler(address: str, default_port: int) -> None:
     default 600) bounds the wait; then the container exits and its restart
     policy decides.
     """
-    import socket
-
     from clusterkit.net import parse_address
-    from clusterkit.waiting import wait_for
+    from clusterkit.waiting import accepts_connections, wait_for
 
     host, port = parse_address(address, default_port)
     said: list[str] = []
 
     def reachable() -> None:
         try:
-            with socket.create_connection((host, port), timeout=2):
-                return
+            accepts_connections(host, port)
         except OSError as e:
             if not said:
                 print(f"waiting for the scheduler at {host}:{port} ({e})", file=sys.stderr, flush=True)

@@ -1,17 +1,21 @@
 """JupyterLab beside a cluster: ``clusterkit up --notebook`` (or ``notebook: true`` in the spec).
 
-The notebook is a client container (:mod:`clusterkit.jobs`) that stays up:
-the cluster's image plus the optional JupyterLab layer
+The notebook is a client container (:mod:`clusterkit.jobs.container`) that
+stays up: the cluster's image plus the optional JupyterLab layer
 (:mod:`clusterkit.images.notebook`, built only when asked for), on the
 cluster's network, with the cluster's address and credentials in its
-environment, so ``clusterkit.dask.connect_to_scheduler()`` (or plain
-``distributed.Client()``) and ``clusterkit.spark.connect_to_scheduler()``
-need no argument in a notebook. The folder ``up`` ran in is the notebook
-folder. The server is published on 127.0.0.1 only, at a port the engine
-picks, behind a random token; ``clusterkit status`` prints the link. It
-carries the cluster's labels, so ``down`` removes it with the cluster.
+environment, so the backend's ``connect_to_scheduler()`` (or plain
+``distributed.Client()``) needs no argument in a notebook. The folder ``up``
+ran in is the notebook folder. The server is published on 127.0.0.1 only, at
+a port the engine picks, behind a random token; ``clusterkit status`` prints
+the link. It carries the cluster's labels, so ``down`` removes it with the
+cluster.
 
-    >>> find(runtime, "dask").url  # doctest: +SKIP
+Like :mod:`clusterkit.jobs`, it starts at a :class:`~clusterkit.client_env.ClientPlace`
+the front door (:mod:`clusterkit.cluster`) got from a runtime that runs
+containers; this module never looks a cluster up.
+
+    >>> find("my-cluster").url  # doctest: +SKIP
     'http://127.0.0.1:49154/lab?token=...'
 """
 
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterkit import labels
-from clusterkit.client_env import WORKDIR
+from clusterkit.client_env import WORKDIR, ClientPlace
 from clusterkit.errors import ClientStartError, StartupTimeout
 from clusterkit.progress import Event, Progress, quiet
 from clusterkit.spec import ClusterSpec
@@ -38,6 +42,9 @@ PORT = 8888
 #: The label holding the host folder served as the notebook folder.
 FOLDER = "clusterkit.notebook-folder"
 _TOKEN = "JUPYTER_TOKEN"  # noqa: S105 - the variable jupyter_server reads its token from
+#: The JupyterLab plugin whose dashboard panes show a cluster dashboard page (the
+#: dask-labextension; JupyterLab ignores the settings of a plugin an image lacks).
+DASHBOARD_PANES = "dask-labextension:plugin"
 
 
 @dataclass(frozen=True)
@@ -49,17 +56,11 @@ class Notebook:
     container: str
 
 
-def _supports(runtime: Any) -> bool:
-    return callable(getattr(runtime, "client_place", None))
+def prepare(spec: ClusterSpec, progress: Progress = quiet) -> str:
+    """Check the spec allows a notebook, and build its image if missing or stale; returns the image.
 
-
-def prepare(runtime: Any, spec: ClusterSpec, progress: Progress = quiet) -> str:
-    """Check the runtime can run it, and build the notebook image if missing or stale; returns it."""
-    if not _supports(runtime):
-        raise ClientStartError(
-            f"a notebook runs in a container beside the cluster; the {runtime.name} runtime has none "
-            "(use --runtime compose, or run `jupyter lab` in this venv: it is the cluster's environment)"
-        )
+    The front door checks first that the runtime runs client containers.
+    """
     if spec.image:
         raise ClientStartError(
             f"the notebook layer is built on the image made from the lock, and this spec names its own "
@@ -71,19 +72,18 @@ def prepare(runtime: Any, spec: ClusterSpec, progress: Progress = quiet) -> str:
 
 
 def start(
-    runtime: Any,
-    name: str,
+    place: ClientPlace,
     image: str,
     *,
     folder: str | Path | None = None,
     timeout: float = 120,
     progress: Progress = quiet,
 ) -> Notebook:
-    """Start JupyterLab beside the running cluster ``name`` and wait until it answers its token."""
+    """Start JupyterLab at ``place`` (beside its running cluster) and wait until it answers its token."""
     from clusterkit import jobs
     from clusterkit.engine import docker_client
 
-    place = runtime.client_place(name)
+    name = place.cluster
     user = jobs.client_user()
     folder = str(Path(folder or Path.cwd()).resolve())
     jobs.check_readable(Path(folder), user)
@@ -159,10 +159,11 @@ def _wait_ready(container: Any, token: str, timeout: float) -> Notebook:
     )
 
 
-def find(runtime: Any, name: str) -> Notebook | None:
-    """The notebook beside cluster ``name``, if one runs."""
-    if not _supports(runtime):
-        return None
+def find(name: str) -> Notebook | None:
+    """The notebook beside cluster ``name``, if one runs (found by its labels on the engine).
+
+    Only for a cluster on a runtime that runs client containers: the front door checks.
+    """
     from clusterkit.engine import docker_client
 
     wanted = {"label": labels.selector(cluster=name, role=ROLE)}
@@ -193,10 +194,12 @@ def serve_argv(settings_dir: str) -> list[str]:
 
 
 def serve() -> None:
-    """The notebook container's main process: JupyterLab, with the Dask panes on the cluster's dashboard.
+    """The notebook container's main process: JupyterLab, with the dashboard panes on the cluster's dashboard.
 
-    The dask-labextension fetches the dashboard from the server side (it
-    proxies it), so its default URL is the dashboard on the cluster network;
+    A backend whose dashboard is a page (``dashboard_path`` in
+    :mod:`clusterkit.facts`) gets :data:`DASHBOARD_PANES` pointed at it. The
+    panes fetch the dashboard from the server side (they proxy it), so their
+    default URL is the dashboard on the cluster network;
     ``client.dashboard_link`` in a notebook is the one a browser here opens.
     """
     import json
@@ -204,12 +207,13 @@ def serve() -> None:
     import tempfile
 
     from clusterkit import client_env
+    from clusterkit.facts import facts_of
 
     here = client_env.target()
     settings = tempfile.mkdtemp(prefix="clusterkit-lab-settings-")
     overrides = {}
-    if here is not None and here.backend == "dask" and here.dashboard_url:
-        overrides["dask-labextension:plugin"] = {"defaultURL": here.dashboard_url}
+    if here is not None and here.dashboard_url and facts_of(here.backend).dashboard_path:
+        overrides[DASHBOARD_PANES] = {"defaultURL": here.dashboard_url}
     with open(os.path.join(settings, "overrides.json"), "w") as f:
         json.dump(overrides, f)
     argv = serve_argv(settings)

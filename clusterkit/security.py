@@ -169,7 +169,7 @@ def _client_file(cluster: str, name: str) -> Path:
 def dask_security(cluster: str) -> Any:
     """A ``distributed.Security`` for a client of ``cluster`` (mutual TLS, encryption required).
 
-    >>> client = Client("tls://127.0.0.1:8786", security=dask_security("dask"))  # doctest: +SKIP
+    >>> client = Client("tls://127.0.0.1:8786", security=dask_security("mycluster"))  # doctest: +SKIP
     """
     from distributed import Security
 

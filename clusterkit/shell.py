@@ -3,10 +3,11 @@
     python -m clusterkit.shell
 
 Connects to the cluster named by the container's environment
-(:mod:`clusterkit.client_env`) and hands the ready objects to the user:
-``client`` (a ``distributed.Client``) for Dask, ``spark`` (a ``SparkSession``)
-and ``sc`` for Spark. On a terminal that is IPython when the image has it
-(else the standard library's console); piped input runs as a script, as
+(:mod:`clusterkit.client_env`) and hands the user the ready objects its
+backend's ``shell_namespace`` names (a ``distributed.Client`` as ``client``;
+a ``SparkSession`` as ``spark`` and its context as ``sc``). On a terminal
+that is IPython when the image has it (else the standard library's
+console); piped input runs as a script, as
 ``python`` runs it, so ``echo 'print(client)' | clusterkit shell`` prints and
 exits with the script's status.
 """
@@ -19,22 +20,8 @@ import traceback
 from typing import Any
 
 from clusterkit import client_env
+from clusterkit.backends import get_backend
 from clusterkit.errors import ClusterKitError
-
-
-def _connect(target: client_env.ClientTarget) -> tuple[dict[str, Any], str, Any]:
-    """The namespace, a banner line, and how to close the connection."""
-    if target.backend == "dask":
-        from clusterkit import dask
-
-        client = dask.connect_to_scheduler()
-        banner = f"client = {client!r}; dashboard: {client.dashboard_link}"
-        return {"client": client}, banner, client.close
-    from clusterkit import spark
-
-    session = spark.connect_to_scheduler()
-    banner = f"spark = SparkSession on {target.address} (version {session.version}); sc = spark.sparkContext"
-    return {"spark": session, "sc": session.sparkContext}, banner, session.stop
 
 
 def _interact(namespace: dict[str, Any], banner: str) -> None:
@@ -76,7 +63,7 @@ def main() -> int:
         )
         return 2
     try:
-        found, banner, close = _connect(target)
+        found, banner, close = get_backend(target.backend).shell_namespace(target)
     except ClusterKitError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -5,9 +5,10 @@ object, so a value is validated once, here, and never re-derived elsewhere.
 Configuration is resolved in one place and one order: explicit argument, then
 ``CLUSTERKIT_*`` environment variable, then the YAML file, then defaults.
 
-    >>> spec = resolve_spec(overrides={"backend": "spark", "workers": 3})
-    >>> spec.backend, spec.workers, spec.scheduler_port
-    ('spark', 3, 7077)
+    >>> from clusterkit.facts import SPARK
+    >>> spec = resolve_spec(overrides={"backend": SPARK.name, "workers": 3})
+    >>> spec.backend == SPARK.name, spec.workers, spec.scheduler_port
+    (True, 3, 7077)
 """
 
 from __future__ import annotations

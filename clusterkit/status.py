@@ -16,19 +16,29 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-# What the drift check and the status compare, in this order.
-TRACKED_PACKAGES = (
-    "dask",
-    "distributed",
-    "cloudpickle",
-    "msgpack",
-    "tornado",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pyspark",
-    "py4j",
-)
+from clusterkit.facts import FACTS, BackendFacts
+
+#: Packages every image has and no backend owns.
+DATA_PACKAGES = ("numpy", "pandas", "pyarrow")
+#: Keys of ``local_versions`` that are not Python packages (``java`` is in a ``foreign_packages``).
+NOT_PACKAGES = ("python", "java", "lock")
+
+
+def _own_packages(facts: BackendFacts) -> tuple[str, ...]:
+    """A backend's packages: those that must agree, then those the other backends' images lack."""
+    others = (p for f in FACTS.values() if f is not facts for p in f.foreign_packages)
+    return (*facts.critical_packages, *others)
+
+
+def _tracked() -> tuple[str, ...]:
+    """The default backend's packages, the data packages, then every other backend's; once each."""
+    first, *rest = FACTS.values()
+    found = [*_own_packages(first), *DATA_PACKAGES, *(p for f in rest for p in _own_packages(f))]
+    return tuple(dict.fromkeys(p for p in found if p not in NOT_PACKAGES))
+
+
+#: What the drift check and the status compare, in this order.
+TRACKED_PACKAGES = _tracked()
 
 
 def _lock_hash() -> str | None:
@@ -37,9 +47,9 @@ def _lock_hash() -> str | None:
     found = os.environ.get("CLUSTERKIT_LOCK_HASH")
     if found:
         return found
-    try:
-        from clusterkit.images.locks import lock_hash
+    from clusterkit.lockhash import lock_hash  # standard library only: no image builder here
 
+    try:
         return lock_hash()
     except Exception:  # noqa: BLE001 - an installed clusterkit has no images/ folder
         return None

@@ -41,7 +41,7 @@ def say(line: str) -> None:
 class Supervisor:
     """Heal cluster ``name`` on ``runtime`` every ``interval`` seconds until it is removed.
 
-    >>> supervisor = Supervisor(runtime, "dask").start()  # doctest: +SKIP
+    >>> supervisor = Supervisor(runtime, "mycluster").start()  # doctest: +SKIP
     >>> supervisor.stop()  # doctest: +SKIP
     """
 

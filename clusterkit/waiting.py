@@ -4,16 +4,21 @@ Every wait in clusterkit (a scheduler to accept connections, N workers to
 register, containers to stop) goes through :func:`wait_for`, so each has a
 deadline, a poll interval that backs off, and a time-out message that says
 what was awaited, how often it was tried, for how long, and the last reason.
+A probe says "not yet" with :class:`NotReady` (the container health probes of
+:mod:`clusterkit.probe` too) or an ``OSError``.
 
     >>> wait_for(lambda: 42, what="the answer", timeout=1)
     42
+
+Standard library only at import (tenacity is imported when a wait starts): a
+node's start-up and every container probe import this module.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from clusterkit.errors import ClusterKitError, StartupTimeout
 
@@ -21,7 +26,16 @@ T = TypeVar("T")
 
 
 class NotReady(Exception):
-    """Raised by a probe to say "not yet", with the reason shown on time-out."""
+    """Raised by a probe to say "not yet" (it answers but is not ready, or does not answer),
+    with the reason shown on time-out."""
+
+
+def accepts_connections(host: str, port: int, timeout: float = 2.0) -> None:
+    """A probe: returns once ``host:port`` accepts a TCP connection, else raises ``OSError``."""
+    import socket  # here: the container probes import this module and never open a raw socket
+
+    with socket.create_connection((host, port), timeout=timeout):
+        pass
 
 
 def wait_for(
@@ -68,20 +82,22 @@ def wait_for(
     try:
         return retrying(probe)
     except tenacity.RetryError as e:
-        attempt = e.last_attempt
-        last = attempt.exception() if attempt is not None else None
-        waited = time.monotonic() - started
-        reason = f"{type(last).__name__}: {last}" if last is not None else "no answer"
-        if isinstance(last, NotReady):
-            reason = str(last)
-        message = (
-            f"timed out after {waited:.1f}s waiting for {what} "
-            f"({attempt.attempt_number} attempts; last: {reason})"
-        )
+        last = e.last_attempt.exception() if e.last_attempt is not None else None
+        message = _timeout_message(what, e.last_attempt, time.monotonic() - started, last)
         if hint:
             message += f". {hint}"
-        if on_timeout is not None:
-            extra = on_timeout()
-            if extra:
-                message += "\n" + extra
+        extra = on_timeout() if on_timeout is not None else ""
+        if extra:
+            message += "\n" + extra
         raise error(message) from last
+
+
+def _timeout_message(what: str, attempt: Any, waited: float, last: BaseException | None) -> str:
+    """What was awaited, how often it was tried, for how long, and the last reason."""
+    reason = f"{type(last).__name__}: {last}" if last is not None else "no answer"
+    if isinstance(last, NotReady):
+        reason = str(last)
+    return (
+        f"timed out after {waited:.1f}s waiting for {what} "
+        f"({attempt.attempt_number} attempts; last: {reason})"
+    )

@@ -12,10 +12,12 @@ import runpy
 import subprocess
 import sys
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
+from clusterkit import client_env
 from clusterkit.errors import NodeStartError
+from clusterkit.facts import BackendFacts
 from clusterkit.net import ensure_port_free, parse_address
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
@@ -94,8 +96,13 @@ def launch(
 
 
 class Backend:
-    """The seed API plus the data runtimes need. Subclasses set the data."""
+    """The seed API plus the data runtimes need. Subclasses set the data.
 
+    The data lower layers read too (name, scheme, ports, health) is the subclass's
+    row of :mod:`clusterkit.facts` (``facts``); its class attributes point at it.
+    """
+
+    facts: BackendFacts
     name: str = ""
     scheme: str = ""
     scheduler_port: int = 0
@@ -253,6 +260,25 @@ class Backend:
         self, host: str, scheduler_port: int, dashboard_port: int, **credentials: Any
     ) -> ClusterStatus:
         """Status read over the protocol, without keeping a client open."""
+        raise NotImplementedError
+
+    # -- clients in a client container (:mod:`clusterkit.client_env`) --------------
+
+    def client_environment(self, place: client_env.ClientPlace) -> dict[str, str]:
+        """The variables a client container of ``place`` gets: the spec's ``env`` first, the
+        common ones (:func:`clusterkit.client_env.common_environment`), then how a client of
+        this backend reaches the scheduler (read back by :func:`clusterkit.client_env.target`)."""
+        return client_env.common_environment(place)
+
+    def credential_files(self) -> tuple[str, ...]:
+        """File names (in ``security.client_dir``) a client needs with ``security: tls``."""
+        raise NotImplementedError
+
+    def shell_namespace(
+        self, target: client_env.ClientTarget
+    ) -> tuple[dict[str, Any], str, Callable[[], Any]]:
+        """What ``clusterkit shell`` (:mod:`clusterkit.shell`) hands the user inside a client
+        container of ``target``: the namespace of ready objects, a banner line, and how to close."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -15,9 +15,13 @@ from typing import Any
 import click
 
 from clusterkit import cluster
-from clusterkit.errors import ClusterKitError, InvalidValue
+from clusterkit.cli.client import run, shell
+from clusterkit.cli.image import image
+from clusterkit.cli.options import name_option, runtime_option, spec_from, spec_options
+from clusterkit.cli.output import console as _console
+from clusterkit.cli.output import progress as _progress
+from clusterkit.errors import ClusterKitError
 from clusterkit.interrupts import Interrupted
-from clusterkit.spec import resolve_spec
 from clusterkit.version import __version__
 
 
@@ -43,75 +47,6 @@ class _Group(click.Group):
             sys.exit(e.exit_code if isinstance(e, Interrupted) else 130)
 
 
-from clusterkit.cli.output import console as _console  # noqa: E402
-from clusterkit.cli.output import progress as _progress  # noqa: E402
-
-
-def _env_pairs(values: tuple[str, ...]) -> dict[str, str] | None:
-    if not values:
-        return None
-    pairs = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InvalidValue(f"env: {item!r} is not valid; expected NAME=value")
-        pairs[key] = value
-    return pairs
-
-
-def _runtime_option(text: str = "Which runtime holds the cluster (default: search them all).") -> Any:
-    from clusterkit.runtimes import RUNTIMES
-
-    return click.option("--runtime", type=click.Choice(RUNTIMES), help=text)
-
-
-def _name_option() -> Any:
-    return click.option("--name", help="Cluster name (default: the only running cluster).")
-
-
-def _spec_options(func: Any) -> Any:
-    """The flags that override ``clusterkit.yaml``; values are validated by the spec."""
-    options = [
-        click.option(
-            "-f",
-            "--file",
-            "spec_file",
-            type=click.Path(dir_okay=False),
-            help="Spec file (default: ./clusterkit.yaml if present).",
-        ),
-        click.option("--name", help="Cluster name (default: the backend's name)."),
-        click.option("--backend", help="dask or spark."),
-        click.option("--workers", help="Number of workers (>= 1)."),
-        click.option("--cores", help="Cores (threads) per worker."),
-        click.option("--memory", help="Memory per worker, e.g. 1g or 512m."),
-        click.option("--scheduler-port", help="Scheduler / master port."),
-        click.option("--dashboard-port", help="Dashboard / web UI port."),
-        click.option("--bind", "bind_address", help="Address published ports bind to (default 127.0.0.1)."),
-        click.option("--image", help="Node image (default: built from the lock)."),
-        click.option("--env", "env", multiple=True, help="NAME=value for every node (repeatable)."),
-        click.option(
-            "--security",
-            type=click.Choice(["none", "tls"]),
-            help="tls: mutual TLS (Dask) or an auth secret (Spark); default tls on swarm, none elsewhere.",
-        ),
-        click.option("--encrypted", is_flag=True, default=None, help="Swarm: encrypt the overlay network."),
-        click.option("--max-replicas-per-node", help="Swarm: at most this many workers on one node."),
-        click.option(
-            "--notebook/--no-notebook",
-            default=None,
-            help="JupyterLab beside the cluster, on 127.0.0.1 (`status` prints the link with its token).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _spec_from(spec_file: str | None, env: tuple[str, ...], **flags: Any) -> Any:
-    flags["env"] = _env_pairs(env)
-    return resolve_spec(spec_file, overrides=flags)
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(__version__, prog_name="clusterkit")
@@ -122,8 +57,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-@_spec_options
-@_runtime_option("Where to run it (default: compose if an engine answers, else local).")
+@spec_options
+@runtime_option("Where to run it (default: compose if an engine answers, else local).")
 @click.option("--timeout", default="120", show_default=True, help="Seconds to wait for all workers.")
 @click.option("--keep", is_flag=True, help="Keep what started if start-up fails (for debugging).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -157,7 +92,7 @@ def up(
     """
     from clusterkit.interrupts import signals_raise
 
-    spec = _spec_from(spec_file, env, **flags)
+    spec = spec_from(spec_file, env, **flags)
     seconds = cluster.check_timeout(timeout)
     with signals_raise():
         status = cluster.up(spec, runtime, timeout=seconds, keep=keep, progress=_progress)
@@ -193,8 +128,8 @@ def _watch(name: str, runtime: str) -> None:
 
 
 @main.command()
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 @click.option("--volumes", is_flag=True, help="Also remove the cluster's volumes.")
 def down(name: str | None, runtime: str | None, volumes: bool) -> None:
     """Stop a cluster and remove everything it started."""
@@ -203,8 +138,8 @@ def down(name: str | None, runtime: str | None, volumes: bool) -> None:
 
 
 @main.command()
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option(
     "--repair/--no-repair",
@@ -229,8 +164,8 @@ def status(name: str | None, runtime: str | None, as_json: bool, repair: bool) -
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("workers")
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 @click.option("--timeout", default="120", show_default=True)
 def scale(workers: str, name: str | None, runtime: str | None, timeout: str) -> None:
     """Change the number of workers and wait until the scheduler sees exactly that many."""
@@ -241,8 +176,8 @@ def scale(workers: str, name: str | None, runtime: str | None, timeout: str) -> 
 
 @main.command()
 @click.argument("service", required=False)
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 @click.option("-f", "--follow", is_flag=True)
 @click.option("--tail", default=100, show_default=True)
 def logs(service: str | None, name: str | None, runtime: str | None, follow: bool, tail: int) -> None:
@@ -251,7 +186,7 @@ def logs(service: str | None, name: str | None, runtime: str | None, follow: boo
 
 
 @main.command()
-@_spec_options
+@spec_options
 @click.option(
     "--format",
     "fmt",
@@ -263,7 +198,7 @@ def logs(service: str | None, name: str | None, runtime: str | None, follow: boo
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
 def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, ...], **flags: Any) -> None:
     """Render the spec (file, CLUSTERKIT_* variables and flags merged) for a runtime."""
-    text = cluster.render(_spec_from(spec_file, env, **flags), fmt)
+    text = cluster.render(spec_from(spec_file, env, **flags), fmt)
     if output:
         with open(output, "w") as f:
             f.write(text)
@@ -273,8 +208,8 @@ def render(fmt: str, output: str | None, spec_file: str | None, env: tuple[str, 
 
 
 @main.command()
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 @click.option(
     "--tolerance",
     type=click.Choice(["strict", "default", "lenient"]),
@@ -305,7 +240,7 @@ def doctor(
             *(["--tolerance", tolerance] if tolerance else []),
             *(["--json"] * as_json),
         ]
-        sys.exit(jobs.run(name, argv, runtime=runtime))
+        sys.exit(jobs.run(cluster.client_place(name, runtime), argv))
     differences, versions = cluster.drift(name, runtime, tolerance=tolerance)
     if as_json:
         click.echo(
@@ -350,9 +285,7 @@ def probe(args: tuple[str, ...]) -> None:
     sys.exit(probes.main(list(args)))
 
 
-from clusterkit.cli.client import run, shell  # noqa: E402 - registers on ``main`` after it exists
-from clusterkit.cli.image import image  # noqa: E402 - registers on ``main`` after it exists
-
+# The subcommand modules define their commands on their own (they never import this module).
 main.add_command(image)
 main.add_command(run)
 main.add_command(shell)

@@ -1,8 +1,10 @@
 """``clusterkit run`` and ``clusterkit shell``: the client in the cluster's own image and network.
 
-Thin, like the rest of the CLI: :mod:`clusterkit.jobs` does the work. The
+Thin, like the rest of the CLI: the front door (:func:`clusterkit.cluster.client_place`)
+says where the cluster's clients run, :mod:`clusterkit.jobs` does the work. The
 exit code is the command's; Ctrl-C stops and removes the container, then
-exits 130 (the main group prints ``interrupted``).
+exits 130 (the main group prints ``interrupted``). The main group adds these
+commands; this module never imports it.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import sys
 
 import click
 
-from clusterkit.cli import _env_pairs, _name_option, _runtime_option
+from clusterkit import cluster
+from clusterkit.cli.options import env_pairs, name_option, runtime_option
 
 
 @click.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
     short_help="Run a command in the cluster's image, on its network.",
 )
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 @click.option(
     "-o",
     "--output",
@@ -50,15 +53,14 @@ def run(
     """
     from clusterkit import jobs
 
-    code = jobs.run(
-        name, command, runtime=runtime, output=output, env=_env_pairs(env), interactive=interactive
-    )
-    sys.exit(code)
+    variables = env_pairs(env)  # bad input fails before any lookup
+    place = cluster.client_place(name, runtime)
+    sys.exit(jobs.run(place, command, output=output, env=variables, interactive=interactive))
 
 
 @click.command(short_help="An interactive Python with a ready client, in the cluster's image.")
-@_name_option()
-@_runtime_option()
+@name_option()
+@runtime_option()
 def shell(name: str | None, runtime: str | None) -> None:
     """An interactive Python (IPython) on the cluster's network with a ready `client` (Dask)
     or `spark` and `sc` (Spark). Piped input runs as a script:
@@ -68,4 +70,4 @@ def shell(name: str | None, runtime: str | None) -> None:
     """
     from clusterkit import jobs
 
-    sys.exit(jobs.shell(name, runtime=runtime))
+    sys.exit(jobs.shell(cluster.client_place(name, runtime)))

@@ -1,12 +1,13 @@
 """The Python ``Cluster`` classes, one per backend, chosen from a table by backend name.
 
-``Cluster("dask", ...)`` returns the Dask class (a ``distributed`` cluster),
-``Cluster("spark", ...)`` the Spark one (``session()``). Each class registers
+``Cluster(backend, ...)`` returns that backend's class: for Dask a
+``distributed`` cluster, for Spark one with ``session()``. Each class registers
 itself in ``Cluster.classes`` when its module is imported, so this package
 imports every backend's class; nothing below this layer imports it.
 
-    >>> sorted(Cluster.classes)
-    ['dask', 'spark']
+    >>> from clusterkit.facts import BACKENDS
+    >>> sorted(Cluster.classes) == sorted(BACKENDS)
+    True
 """
 
 from clusterkit.clusters.base import Cluster

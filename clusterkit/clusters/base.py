@@ -1,6 +1,6 @@
 """What every held cluster shares: start through the front door, supervise, remove on close.
 
-``Cluster("dask", ...)`` (:mod:`clusterkit.clusters`) picks the backend's
+``Cluster(backend, ...)`` (:mod:`clusterkit.clusters`) picks the backend's
 class from a table; each class starts its cluster with :meth:`Cluster._up`
 and removes it with :meth:`Cluster._down`.
 """
@@ -22,9 +22,8 @@ from clusterkit.supervisor import Supervisor
 class Cluster:
     """A cluster held in Python, over any runtime; ready when the constructor returns.
 
-    ``Cluster("dask", ...)`` is a ``distributed`` cluster (``Client(cluster)``,
-    ``scale``, ``adapt``, ``dashboard_link``); ``Cluster("spark", ...)`` gives
-    ``session()``. Both have ``status()``, ``scale(n)``, ``logs()`` and
+    For Dask it is a ``distributed`` cluster (``Client(cluster)``, ``scale``,
+    ``adapt``, ``dashboard_link``); for Spark it gives ``session()``. Both have ``status()``, ``scale(n)``, ``logs()`` and
     ``close()``, and remove everything they started on exit, also when the
     body raised. :meth:`from_name` attaches to a cluster started elsewhere
     (``clusterkit up``) without owning it.
@@ -41,7 +40,7 @@ class Cluster:
             node that dies (crash, OOM, ``docker kill``) is started again
             (:mod:`clusterkit.supervisor`).
 
-    >>> with Cluster("spark", workers=2, runtime="local") as cluster:  # doctest: +SKIP
+    >>> with Cluster(SPARK.name, workers=2, runtime="local") as cluster:  # doctest: +SKIP
     ...     cluster.session().range(10).count()
     10
     """

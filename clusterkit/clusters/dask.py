@@ -1,4 +1,4 @@
-"""``Cluster("dask", ...)``: a ``distributed.deploy.Cluster`` over any clusterkit runtime.
+"""The Dask ``Cluster``: a ``distributed.deploy.Cluster`` over any clusterkit runtime.
 
 Built as dask-kubernetes builds ``KubeCluster``: the runtime starts the
 nodes, then ``scheduler_comm`` is an rpc to the scheduler and distributed's

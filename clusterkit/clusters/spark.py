@@ -1,4 +1,4 @@
-"""``Cluster("spark", ...)``: a Spark master and workers held in Python, with ``session()``."""
+"""The Spark ``Cluster``: a Spark master and workers held in Python, with ``session()``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from clusterkit.status import ClusterStatus
 class SparkCluster(Cluster):
     """A Spark standalone cluster on a clusterkit runtime.
 
-    >>> with Cluster("spark", workers=2) as cluster:  # doctest: +SKIP
+    >>> with Cluster(SPARK.name, workers=2) as cluster:  # doctest: +SKIP
     ...     cluster.session().range(100).count()
     100
     """

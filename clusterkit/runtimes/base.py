@@ -205,25 +205,16 @@ class Runtime:
             )
             deadline = time.monotonic() + timeout  # one deadline for starting and waiting
             self._start(spec, image, timeout)
+            client = self.client_spec(spec.name)  # read once: this command made the cluster
             progress(Event("wait", f"waiting for {spec.workers} workers to register"))
-            self.wait(spec.name, spec.workers, max(1.0, deadline - time.monotonic()))
+            self.wait(spec.name, spec.workers, max(1.0, deadline - time.monotonic()), client=client)
         except BaseException:
             if not keep:
                 self.remove_all(spec.name)
             raise
-        reach = self.client_spec(spec.name)
-        records.update(
-            spec.name,
-            ready=True,
-            reach={
-                "backend": spec.backend,
-                "host": reach.scheduler_host,
-                "scheduler_port": reach.scheduler_port,
-                "dashboard_port": reach.dashboard_port,
-            },
-        )
+        _record_ready(client)
         progress(Event("ready", f"cluster {spec.name!r} is ready"))
-        return self.status(spec.name)
+        return self.status(spec.name, client=client)
 
     def down(self, name: str, *, volumes: bool = False) -> None:
         """Stop cluster ``name`` and remove everything it started."""
@@ -245,16 +236,17 @@ class Runtime:
         self._teardown(name, volumes)
         records.forget(name)
 
-    def status(self, name: str, *, repair: bool = False) -> ClusterStatus:
+    def status(self, name: str, *, repair: bool = False, client: ClusterSpec | None = None) -> ClusterStatus:
         """The cluster now: the scheduler's view compared with the nodes and the wanted count.
 
         ``health`` is ``healthy``, ``degraded`` or ``down`` (:mod:`clusterkit.health`),
         with the ``nodes``, the ``wanted`` count and the ``problems``. A scheduler
         that does not answer gives ``down``, not an exception. ``repair=True``
         then runs :meth:`heal` and lists what it did in ``repairs``; the verdict
-        is what was found before repairing.
+        is what was found before repairing. ``client``: the client spec, when the
+        caller has it (``up``), so it is not read back.
         """
-        spec = self.client_spec(name)
+        spec = client or self.client_spec(name)
         try:
             nodes: list[NodeState] | None = self.nodes(name)
         except NotImplementedError:
@@ -364,12 +356,26 @@ class Runtime:
         records.update(name, wanted=max(0, len(current) - len(doomed)))
         self._remove_workers(name, doomed)
 
-    def wait(self, name: str, expected: int, timeout: float) -> int:
+    def wait(self, name: str, expected: int, timeout: float, client: ClusterSpec | None = None) -> int:
         """Wait until the scheduler of ``name`` sees exactly ``expected`` workers."""
         return wait_for_workers(
-            self.client_spec(name),
+            client or self.client_spec(name),
             expected=expected,
             timeout=timeout,
             check=lambda: self._check(name),
             diagnose=lambda: self._diagnose(name),
         )
+
+
+def _record_ready(client: ClusterSpec) -> None:
+    """``up`` finished: say so, and how this host reaches the cluster (:func:`records.reached_at`)."""
+    records.update(
+        client.name,
+        ready=True,
+        reach={
+            "backend": client.backend,
+            "host": client.scheduler_host,
+            "scheduler_port": client.scheduler_port,
+            "dashboard_port": client.dashboard_port,
+        },
+    )

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from clusterkit.errors import ClusterKitError, EngineUnavailable, ImageError
+from clusterkit.facts import DEFAULT_BACKEND
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -288,7 +289,7 @@ def clusterkit_cluster(_clusterkit_clusters: _Clusters) -> Callable[..., Cluster
     Clusters with the same arguments are shared for the whole session.
     """
 
-    def make(backend: str = "dask", workers: int | None = None, **spec: Any) -> ClusterHandle:
+    def make(backend: str = DEFAULT_BACKEND, workers: int | None = None, **spec: Any) -> ClusterHandle:
         try:
             return _clusterkit_clusters.get(backend, workers, dict(spec))
         except (EngineUnavailable, ImageError) as e:

@@ -261,7 +261,7 @@ def run_as_stranger(docker_client, spec, argv: list[str]) -> str:
     """Run ``argv`` as a uid the image has no user for (a caller who is not uid 1000); its output."""
     from clusterkit import jobs
 
-    place = jobs.place_of(spec.name, "compose")
+    place = cluster.client_place(spec.name, "compose")
     options = jobs.container_options(
         place, argv, role=jobs.JOB, name=f"{spec.name}-stranger-{os.getpid()}", user=(4321, 4321)
     )

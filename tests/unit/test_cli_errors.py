@@ -59,3 +59,18 @@ def test_render_merges_file_and_flags(cli, tmp_path):
         and "workers: 4" in result.stdout
         and "scheduler_port: 7077" in result.stdout
     )
+
+
+def test_a_notebook_needs_a_runtime_of_containers(cli, run_dir):
+    """Refused before anything is built or started: the local runtime runs no client containers."""
+    result = cli("up", "--runtime", "local", "--notebook")
+    assert result.returncode == 1, result.stderr
+    assert "a notebook runs in a container beside the cluster; the local runtime has none" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (run_dir.exists() and any(run_dir.iterdir())), "something was started"
+
+
+def test_run_refuses_bad_env_before_looking_for_the_cluster(cli, run_dir):
+    result = cli("run", "--runtime", "local", "--env", "NOVALUE", "--", "true")
+    assert result.returncode == 2
+    assert "env: 'NOVALUE' is not valid; expected NAME=value" in result.stderr

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from clusterkit import client_env, jobs, notebook, workdir
+from clusterkit.backends import get_backend
 from clusterkit.client_env import ClientPlace
 from clusterkit.errors import InvalidValue
 from clusterkit.spec import resolve_spec
@@ -29,8 +30,12 @@ def place(backend: str = "dask", **changes) -> ClientPlace:
     return ClientPlace(**fields)
 
 
+def environment(where: ClientPlace) -> dict[str, str]:
+    return get_backend(where.backend).client_environment(where)
+
+
 def test_dask_environment_names_the_scheduler_and_reads_back():
-    env = client_env.environment(place(env={"MY_SETTING": "1"}))
+    env = environment(place(env={"MY_SETTING": "1"}))
     assert env["DASK_SCHEDULER_ADDRESS"] == "tcp://scheduler:8786"
     assert env["CLUSTERKIT_DASHBOARD_URL"] == "http://scheduler:8787"
     assert env["DASK_DISTRIBUTED__DASHBOARD__LINK"] == "http://127.0.0.1:9999/status"
@@ -47,15 +52,24 @@ def test_dask_environment_names_the_scheduler_and_reads_back():
 
 
 def test_spark_environment_and_secured_clusters():
-    env = client_env.environment(place("spark", secured=True))
+    env = environment(place("spark", secured=True))
     assert env["SPARK_MASTER"] == "spark://scheduler:7077"
     here = client_env.target(env)
     assert here.backend == "spark" and here.secured
     assert here.spark_secret_file.startswith(client_env.CREDENTIALS_DIR)
-    tls = client_env.environment(place(secured=True))
+    tls = environment(place(secured=True))
     assert tls["DASK_SCHEDULER_ADDRESS"].startswith("tls://")
     assert tls["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"].startswith(client_env.CREDENTIALS_DIR)
     assert client_env.target(tls).secured
+
+
+def test_each_backend_names_the_credential_files_its_clients_mount():
+    from clusterkit import security
+
+    assert get_backend("dask").credential_files() == (security.CA, security.CLIENT_CERT, security.CLIENT_KEY)
+    assert get_backend("spark").credential_files() == (security.SPARK_SECRET,)
+    secured = environment(place("spark", secured=True))
+    assert secured[client_env.SPARK_SECRET_FILE].endswith("/" + security.SPARK_SECRET)
 
 
 def test_outside_a_client_container_there_is_no_target():

@@ -45,3 +45,20 @@ def test_local_versions_has_python_and_dask():
     versions = local_versions()
     assert versions["python"].startswith("3.11")
     assert "distributed" in versions
+
+
+def test_tracked_packages_come_from_the_facts_in_a_fixed_order():
+    from clusterkit.status import TRACKED_PACKAGES
+
+    assert TRACKED_PACKAGES == (
+        "dask",
+        "distributed",
+        "cloudpickle",
+        "msgpack",
+        "tornado",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "pyspark",
+        "py4j",
+    )

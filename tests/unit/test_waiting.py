@@ -50,3 +50,76 @@ def test_error_type_and_diagnostics():
             error=ClusterUnavailable,
             on_timeout=lambda: "node exited with 1",
         )
+
+
+# -- the container probes say "not yet" with the same class ----------------------------------
+
+
+class _Pages:
+    """A tiny HTTP server answering fixed pages: ``{path: body}``."""
+
+    def __init__(self, pages):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = pages.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write((body or "").encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_text_probe_reads_the_nodes_own_page():
+    from clusterkit.facts import DASK
+    from clusterkit.probe import probe
+
+    with _Pages({DASK.scheduler_ready.path: "ok"}) as healthy:
+        assert probe("scheduler", DASK.name, healthy.address) == "ok: scheduler healthy"
+        assert probe("worker", DASK.name, "x:1", "w1", healthy.address) == "ok: worker w1 healthy"
+    with _Pages({DASK.scheduler_ready.path: "starting"}) as busy, pytest.raises(NotReady, match="starting"):
+        probe("scheduler", DASK.name, busy.address)
+
+
+def test_an_alive_json_probe_finds_the_worker_at_its_master():
+    import json
+
+    from clusterkit.facts import SPARK
+    from clusterkit.probe import main, probe
+
+    path = SPARK.scheduler_ready.path
+    master = {"status": "ALIVE", "aliveworkers": 1, "workers": [{"id": "w-1", "state": "ALIVE"}]}
+    with _Pages({path: json.dumps(master)}) as ui:
+        assert probe("scheduler", SPARK.name, ui.address) == "ok: master ALIVE with 1 workers"
+        me = {"id": "w-1", "masterwebuiurl": f"http://{ui.address}"}
+        with _Pages({SPARK.worker_ready.path: json.dumps(me)}) as worker:
+            assert probe("worker", SPARK.name, ui.address, None, worker.address) == "ok: worker w-1 ALIVE"
+            assert main(["worker", "--backend", SPARK.name, "--worker-ui", worker.address]) == 0
+    with _Pages({path: json.dumps({"status": "STANDBY"})}) as ui, pytest.raises(NotReady, match="STANDBY"):
+        probe("scheduler", SPARK.name, ui.address)
+
+
+def test_a_probe_that_gets_no_answer_is_not_ready_and_exits_1(capsys):
+    from clusterkit import probe
+    from clusterkit.facts import BACKENDS
+
+    assert probe.NotReady is NotReady, "one 'not ready' class for the waits and the probes"
+    for backend in BACKENDS:
+        assert probe.main(["scheduler", "--backend", backend, "--ui", "127.0.0.1:9"]) == 1
+    assert "not ready:" in capsys.readouterr().err
+    with pytest.raises(NotReady, match="unknown backend"):
+        probe.probe("scheduler", "ray", "127.0.0.1:9")

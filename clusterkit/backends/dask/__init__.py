@@ -12,28 +12,31 @@ import sys
 import time
 from typing import Any
 
+from clusterkit import client_env
 from clusterkit.backends.base import Backend, run_async
+from clusterkit.backends.dask.status import (
+    drift_summary,
+    identity,
+    node_versions,
+    quiet_version_warning,
+    warn_drift,
+    worker_statuses,
+)
 from clusterkit.errors import BadAddress, ClusterUnavailable
+from clusterkit.facts import DASK
 from clusterkit.net import format_host, parse_address
-from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
+from clusterkit.status import ClusterStatus, local_versions
 from clusterkit.waiting import NotReady, wait_for
+
+__all__ = ["RECONNECT_WINDOW", "DaskBackend", "backend", "drift_summary", "quiet_version_warning"]
 
 _CONNECT_HINT = (
     "Is the cluster up (`clusterkit status`)? Start it with `clusterkit up`, or check the host and port"
 )
 
-
-async def _identity(
-    address: str, timeout: float, security: Any = None, n_workers: int = -1
-) -> dict[str, Any]:
-    """The scheduler's ``identity`` over its own protocol (msgpack, which carries the tuple keys
-    of worker metrics that its ``/json/identity.json`` fails on); ``n_workers=0``: counts only."""
-    from distributed.core import rpc
-
-    args = security.get_connection_args("client") if security is not None else {}
-    async with rpc(address, timeout=timeout, connection_args=args) as scheduler:
-        return await scheduler.identity(n_workers=n_workers)
-
+#: Seconds a client keeps trying to reach a scheduler that went away (restarted by the engine or
+#: the supervisor) before it closes; its running futures fail at once with a clear error.
+RECONNECT_WINDOW = 60.0
 
 #: tornado raises this when a TLS handshake starts on a connection the other side has already
 #: dropped (a published port whose scheduler is not listening yet): "not yet", like OSError.
@@ -60,15 +63,16 @@ def _tls_flags(secrets_dir: str | None) -> list[str]:
 class DaskBackend(Backend):
     """Dask through ``distributed``; the seed API as methods of one ready object."""
 
-    name = "dask"
-    scheme = "tcp"
-    scheduler_port = 8786
-    dashboard_port = 8787
+    facts = DASK
+    name = DASK.name
+    scheme = DASK.scheme
+    scheduler_port = DASK.scheduler_port
+    dashboard_port = DASK.dashboard_port
     credential = ("security", "dask_security")
-    health_path = "/health"
-    health_marker = "ok"
+    health_path = DASK.scheduler_ready.path
+    health_marker = DASK.scheduler_ready.marker
     #: A worker container's own HTTP server (``/health``, what its probe reads); not published.
-    worker_ui_port = 8789
+    worker_ui_port = DASK.worker_ui_port
     #: Every node container gets this (a spec's ``env`` overrides it). The nanny forks its
     #: worker process instead of spawning a fresh interpreter, so a worker imports
     #: ``distributed`` once, not twice (~0.8 CPU-s less per worker in a container);
@@ -172,20 +176,9 @@ class DaskBackend(Backend):
         Raises:
             ClusterUnavailable: naming the address, attempts, time and last error.
         """
-        from distributed import Client, Security
+        from distributed import Client
 
-        if address is None:
-            address = os.environ.get("DASK_SCHEDULER_ADDRESS") or f"127.0.0.1:{self.scheduler_port}"
-            if security is None and address.startswith("tls://"):
-                security = Security(require_encryption=True)  # files from DASK_DISTRIBUTED__COMM__TLS__*
-        scheme = str(address).split("://", 1)[0] if "://" in str(address) else None
-        if scheme not in (None, "tcp", "tls"):
-            raise BadAddress(
-                f"address: {address!r} has scheme {scheme!r}; expected tcp://host:port or tls://"
-            )
-        host, port = parse_address(address, self.scheduler_port)
-        url = f"{'tls' if security is not None else 'tcp'}://{format_host(host)}:{port}"
-
+        url, security = self._scheduler_url(address, security)
         deadline = time.monotonic() + timeout
 
         def attempt() -> Any:
@@ -212,6 +205,23 @@ class DaskBackend(Backend):
         self._dashboard_url = dashboard_url
         return client
 
+    def _scheduler_url(self, address: str | None, security: Any) -> tuple[str, Any]:
+        """The URL to connect to, and the ``Security`` to use (from the client container's
+        environment when there is no ``address``)."""
+        if address is None:
+            address = os.environ.get(self.facts.address_env) or f"127.0.0.1:{self.scheduler_port}"
+            if security is None and address.startswith("tls://"):
+                from distributed import Security
+
+                security = Security(require_encryption=True)  # files from DASK_DISTRIBUTED__COMM__TLS__*
+        scheme = str(address).split("://", 1)[0] if "://" in str(address) else None
+        if scheme not in (None, "tcp", "tls"):
+            raise BadAddress(
+                f"address: {address!r} has scheme {scheme!r}; expected tcp://host:port or tls://"
+            )
+        host, port = parse_address(address, self.scheduler_port)
+        return f"{'tls' if security is not None else 'tcp'}://{format_host(host)}:{port}", security
+
     def report_status(
         self,
         address: str | None = None,
@@ -234,7 +244,7 @@ class DaskBackend(Backend):
                 self.name, "call connect_to_scheduler(address) first, or pass an address"
             )
         info = client.scheduler_info(n_workers=-1)
-        workers = _worker_statuses(info)
+        workers = worker_statuses(info)
         versions = self.node_versions(client)
         differences: tuple[Any, ...] = ()
         if check:
@@ -253,6 +263,46 @@ class DaskBackend(Backend):
             differences=differences,
         )
 
+    # -- clients in a client container -------------------------------------------
+
+    def client_environment(self, place: client_env.ClientPlace) -> dict[str, str]:
+        """The scheduler's address (``tls://`` with ``security: tls``, then the TLS files), the
+        working folder's modules preloaded (:mod:`clusterkit.workdir`), the dashboard link.
+
+        >>> place = client_env.ClientPlace("x", DASK.name, "sha256:1", "net", "scheduler", 8786, 8787)
+        >>> backend.client_environment(place)["DASK_SCHEDULER_ADDRESS"]
+        'tcp://scheduler:8786'
+        """
+        env = super().client_environment(place)
+        scheme = "tls" if place.secured else "tcp"
+        env[self.facts.address_env] = f"{scheme}://{place.scheduler_host}:{place.scheduler_port}"
+        # Every client sends the working folder's modules to the nodes (clusterkit.workdir).
+        env["DASK_DISTRIBUTED__CLIENT__PRELOAD"] = '["clusterkit.workdir"]'
+        env["DASK_LOGGING"] = '{"distributed.preloading": "warning"}'  # no "Creating preload" line
+        if place.dashboard_link:
+            # What `client.dashboard_link` shows: a link the browser on this machine can open.
+            env["DASK_DISTRIBUTED__DASHBOARD__LINK"] = place.dashboard_link
+        if place.secured:
+            folder, (ca, cert, key) = client_env.CREDENTIALS_DIR, self.credential_files()
+            tls = "DASK_DISTRIBUTED__COMM__TLS__"
+            env[tls + "CA_FILE"] = f"{folder}/{ca}"
+            env[tls + "CLIENT__CERT"] = f"{folder}/{cert}"
+            env[tls + "CLIENT__KEY"] = f"{folder}/{key}"
+            env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] = "True"
+        return env
+
+    def credential_files(self) -> tuple[str, ...]:
+        """The CA certificate and the client's certificate and key."""
+        from clusterkit import security
+
+        return (security.CA, security.CLIENT_CERT, security.CLIENT_KEY)
+
+    def shell_namespace(self, target: client_env.ClientTarget) -> tuple[dict[str, Any], str, Any]:
+        """``client``, a ``distributed.Client`` on the container's cluster."""
+        client = self.connect_to_scheduler()
+        banner = f"client = {client!r}; dashboard: {client.dashboard_link}"
+        return {"client": client}, banner, client.close
+
     # -- what runtimes use -------------------------------------------------------
 
     def ship(self, connection: Any, archive: str) -> None:
@@ -266,25 +316,12 @@ class DaskBackend(Backend):
 
     def node_versions(self, client: Any) -> dict[str, dict[str, str]]:
         """Versions of the client, scheduler and every worker, keyed by worker name."""
-        versions = {"client": local_versions()}
-        try:
-            versions["scheduler"] = client.run_on_scheduler(local_versions)
-            names = {
-                a: str(w.get("name", a)) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
-            }
-            for addr, found in client.run(local_versions).items():
-                versions[names.get(addr, addr)] = found
-        except Exception:  # noqa: BLE001 - nodes without clusterkit: fall back
-            raw = client.get_versions(check=False)
-            versions["scheduler"] = _flatten(raw.get("scheduler", {}))
-            for addr, found in raw.get("workers", {}).items():
-                versions[addr] = _flatten(found)
-        return versions
+        return node_versions(client)
 
     def _identity(self, host: str, port: int, security: Any = None, n_workers: int = -1) -> dict[str, Any]:
         try:
             scheme = "tls" if security is not None else "tcp"
-            return run_async(_identity(f"{scheme}://{format_host(host)}:{port}", 3, security, n_workers))
+            return run_async(identity(f"{scheme}://{format_host(host)}:{port}", 3, security, n_workers))
         except (OSError, TimeoutError, _TLS_NOT_YET) as e:
             raise NotReady(f"scheduler at {host}:{port} does not answer ({e})") from e
 
@@ -298,80 +335,15 @@ class DaskBackend(Backend):
         self, host: str, scheduler_port: int, dashboard_port: int, security: Any = None, **_: Any
     ) -> ClusterStatus:
         info = self._identity(host, scheduler_port, security)
-        workers = _worker_statuses(info)
+        workers = worker_statuses(info)
         return ClusterStatus(
             backend=self.name,
             scheduler_address=f"{format_host(host)}:{scheduler_port}",
             state="RUNNING",
-            dashboard_url=f"http://{format_host(host)}:{dashboard_port}/status",
+            dashboard_url=f"http://{format_host(host)}:{dashboard_port}{self.facts.dashboard_path}",
             workers=workers,
             versions={"client": local_versions()},
         )
-
-
-#: Seconds a client keeps trying to reach a scheduler that went away (restarted by the engine or
-#: the supervisor) before it closes; its running futures fail at once with a clear error.
-RECONNECT_WINDOW = 60.0
-
-
-def quiet_version_warning() -> None:
-    """Hide distributed's ``VersionMismatchWarning`` (a table on every connection, also for the
-    Python micro version); :func:`warn_drift` says the same once per client, graded."""
-    import warnings
-
-    from distributed.versions import VersionMismatchWarning
-
-    warnings.filterwarnings("ignore", category=VersionMismatchWarning)
-
-
-def warn_drift(client: Any) -> None:
-    """One graded line (:mod:`clusterkit.drift`) if this client and the cluster differ, once per client."""
-    import warnings
-
-    from clusterkit import drift
-
-    if getattr(client, "_clusterkit_drift_checked", False):
-        return
-    client._clusterkit_drift_checked = True
-    try:
-        raw = client.get_versions(check=False)
-    except Exception:  # noqa: BLE001 - a drift note is never worth failing a connection
-        return
-    summary = drift_summary(raw)
-    if summary:
-        warnings.warn(drift.DriftWarning(summary), stacklevel=3)
-
-
-def drift_summary(raw: dict[str, Any]) -> str:
-    """:func:`clusterkit.drift.summarize` of distributed's ``get_versions`` answer (scheduler, workers)."""
-    from clusterkit import drift
-
-    versions = {"client": local_versions(), "scheduler": _flatten(raw.get("scheduler") or {})}
-    versions.update({str(a): _flatten(v or {}) for a, v in (raw.get("workers") or {}).items()})
-    return drift.summarize(drift.compare(versions, backend="dask"))
-
-
-def _worker_statuses(info: dict[str, Any]) -> tuple[WorkerStatus, ...]:
-    """Workers from the scheduler's ``identity`` / ``scheduler_info`` answer."""
-    return tuple(
-        WorkerStatus(
-            name=str(w.get("name", addr)),
-            address=addr,
-            cores=int(w.get("nthreads", 0)),
-            memory=int(w.get("memory_limit") or 0),
-            state=str(w.get("status", "running")).upper(),
-        )
-        for addr, w in info.get("workers", {}).items()
-    )
-
-
-def _flatten(raw: dict[str, Any]) -> dict[str, str]:
-    found = {k: str(v) for k, v in raw.get("packages", {}).items() if v is not None}
-    python = raw.get("host", {}).get("python")
-    if python:
-        # distributed reports "3.11.2.final.0": the micro version is what the drift check compares.
-        found["python"] = ".".join(str(python).split()[0].split(".")[:3])
-    return found
 
 
 backend = DaskBackend()

@@ -14,34 +14,32 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from clusterkit import client_env
 from clusterkit.backends.base import Backend
 from clusterkit.backends.spark.driver import (
-    DEFAULT_UI_PORT,
     _executor_versions,
-    _fetch_json,
-    _fitting_executor_memory,
-    _free_port,
-    _route_address,
     find_ui_port,
     session_usable,
     stop_session,
 )
+from clusterkit.backends.spark.session import AUTH_SETTINGS, driver_host_for, driver_settings, start_session
 from clusterkit.backends.spark.watch import SessionWatch
 from clusterkit.errors import ClusterUnavailable
-from clusterkit.net import format_host, loopback, parse_address
+from clusterkit.facts import SPARK
+from clusterkit.net import format_host, parse_address
+from clusterkit.probe import fetch_json
 from clusterkit.spec import format_memory
 from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
-from clusterkit.waiting import NotReady, wait_for
+from clusterkit.waiting import NotReady, accepts_connections, wait_for
+
+__all__ = ["AUTH_SETTINGS", "SparkBackend", "backend", "session_usable", "spark_env", "stop_session"]
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
-#: What ``security: tls`` turns on, on the master, the workers, the executors and the driver.
-AUTH_SETTINGS = {"spark.authenticate": "true", "spark.network.crypto.enabled": "true"}
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
 _CONNECT_HINT = (
@@ -75,19 +73,20 @@ def spark_env(work_dir: str | None = None) -> dict[str, str]:
 class SparkBackend(Backend):
     """Spark standalone; the seed API as methods of one ready object."""
 
-    name = "spark"
-    scheme = "spark"
-    scheduler_port = 7077
-    dashboard_port = DEFAULT_UI_PORT
+    facts = SPARK
+    name = SPARK.name
+    scheme = SPARK.scheme
+    scheduler_port = SPARK.scheduler_port
+    dashboard_port = SPARK.dashboard_port
     listens_on_all_interfaces = False
     credential = ("secret", "spark_secret")
-    health_path = "/json/"
-    health_marker = '"ALIVE"'
+    health_path = SPARK.scheduler_ready.path
+    health_marker = SPARK.scheduler_ready.marker
     #: The worker daemon, the executor JVM's off-heap memory and Python workers.
     memory_overhead = 1024 * 2**20
     #: Spark's daemons default to 1 GiB of heap each; they need far less.
     node_env = {"SPARK_DAEMON_MEMORY": "256m"}
-    worker_ui_port = 8081
+    worker_ui_port = SPARK.worker_ui_port
     local_worker_options = {"webui_port": 0}  # any free port: several workers on one host
 
     def __init__(self) -> None:
@@ -189,91 +188,21 @@ class SparkBackend(Backend):
         Raises:
             ClusterUnavailable: naming the address, attempts, time and last error.
         """
-        from pyspark.sql import SparkSession
-
-        from clusterkit import client_env
-
-        here = None
-        if address is None:
-            address = os.environ.get(client_env.SPARK_MASTER) or f"127.0.0.1:{self.scheduler_port}"
-            here = client_env.target()
-            if here is not None and here.backend == "spark":
-                ui_port = ui_port or here.dashboard_port
-                secret = secret if secret is not None else here.spark_secret()
+        address, here, ui_port, secret = self._from_client_container(address, ui_port, secret)
         host, port = parse_address(address, self.scheduler_port, self.scheme)
-        url = f"spark://{format_host(host)}:{port}"
-
-        def master_answers() -> None:
-            with socket.create_connection((host, port), timeout=2):
-                pass
-
-        wait_for(
-            master_answers,
-            what=f"the Spark master at {url}",
-            timeout=timeout,
-            interval=0.2,
-            error=ClusterUnavailable,
-            hint=_CONNECT_HINT,
+        url = f"{self.scheme}://{format_host(host)}:{port}"
+        ui_port, workers = self._reach_master(host, port, timeout, ui_port)
+        settings = driver_settings(
+            driver_host if driver_host is not None else driver_host_for(host, port, workers),
+            workers,
+            bind_address=bind_address,
+            driver_port=driver_port,
+            block_manager_port=block_manager_port,
+            python=python,
+            executor_memory=executor_memory,
+            secret=secret,
         )
-        # Where the workers are is read from the master's web UI: its port is found from the
-        # running cluster, never assumed (a guess that misses makes executors unreachable).
-        ui_port = ui_port or find_ui_port(host, port)
-        workers = self._alive_workers(host, ui_port) if ui_port else []
-        if driver_host is None:
-            # Executors must reach the driver: use this machine's address on the
-            # route to a worker (a container network's gateway, a LAN address).
-            far = next((w for w in workers if not loopback(str(w.get("host", "")))), None)
-            if far is not None:
-                driver_host = _route_address(str(far["host"]), int(far.get("port") or port))
-            else:
-                driver_host = "127.0.0.1" if loopback(host) else _route_address(host, port)
-        local = loopback(driver_host)
-        # Local executors run this interpreter; remote ones their own python3
-        # (clusterkit images put their venv first on PATH).
-        python = python or (sys.executable if local else "python3")
-        # pyspark reads this once, when the context starts: it is what executors run.
-        os.environ["PYSPARK_PYTHON"] = python
-        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        if not local:
-            # Fixed, known ports for the connections executors open back to us.
-            driver_port = driver_port or _free_port(driver_host)
-            block_manager_port = block_manager_port or _free_port(driver_host)
-        settings = {
-            "spark.driver.host": driver_host,
-            "spark.driver.bindAddress": bind_address or driver_host,
-            "spark.ui.enabled": "false",
-            "spark.ui.showConsoleProgress": "false",
-        }
-        if driver_port:
-            settings["spark.driver.port"] = str(driver_port)
-        if block_manager_port:
-            settings["spark.blockManager.port"] = str(block_manager_port)
-        settings["spark.pyspark.python"] = python
-        memory = executor_memory or _fitting_executor_memory(workers)
-        if memory:
-            settings["spark.executor.memory"] = memory
-        if secret is not None:  # the cluster authenticates and encrypts its RPC: so must the driver
-            settings.update(AUTH_SETTINGS)
-            settings["spark.authenticate.secret"] = secret
-        settings.update(conf or {})
-        builder = SparkSession.builder.master(url).appName(app_name)
-        for key, value in settings.items():
-            builder = builder.config(key, value)
-        previous = SparkSession.getActiveSession()
-        if previous is not None and not session_usable(previous):
-            previous.stop()  # lost its master: getOrCreate would hand it back
-        try:
-            session = builder.getOrCreate()
-        except Exception as e:  # py4j and JVM errors have no common base
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            hint = (
-                ""
-                if secret is not None
-                else "; if the cluster runs with `security: tls` (every swarm cluster does), the master "
-                "refuses a driver without its secret: use `Cluster.from_name(NAME).session()` or pass "
-                "secret=clusterkit.security.spark_secret(NAME)"
-            )
-            raise ClusterUnavailable(f"could not start a Spark driver for {url}: {first}{hint}") from e
+        session = start_session(url, app_name, {**settings, **(conf or {})}, secured=secret is not None)
         self._session = session
         if here is not None:  # a client container: the executors need the job's own modules
             from clusterkit import workdir
@@ -286,6 +215,39 @@ class SparkBackend(Backend):
         self._ui_url = f"http://{format_host(host)}:{ui_port or self.dashboard_port}"
         return session
 
+    def _reach_master(
+        self, host: str, port: int, timeout: float, ui_port: int | None
+    ) -> tuple[int | None, list[dict[str, Any]]]:
+        """Wait for the master to accept connections; then its web UI port and ALIVE workers.
+
+        Where the workers are is read from the master's web UI: its port is found from the
+        running cluster, never assumed (a guess that misses makes executors unreachable).
+        """
+        wait_for(
+            lambda: accepts_connections(host, port),
+            what=f"the Spark master at {self.scheme}://{format_host(host)}:{port}",
+            timeout=timeout,
+            interval=0.2,
+            error=ClusterUnavailable,
+            hint=_CONNECT_HINT,
+        )
+        ui_port = ui_port or find_ui_port(host, port)
+        return ui_port, self._alive_workers(host, ui_port) if ui_port else []
+
+    def _from_client_container(
+        self, address: str | None, ui_port: int | None, secret: str | None
+    ) -> tuple[str, client_env.ClientTarget | None, int | None, str | None]:
+        """Without ``address``: the master, web UI port and secret the client container's
+        environment names (:mod:`clusterkit.client_env`), else 127.0.0.1 on the default port."""
+        if address is not None:
+            return address, None, ui_port, secret
+        address = os.environ.get(self.facts.address_env) or f"127.0.0.1:{self.scheduler_port}"
+        here = client_env.target()
+        if here is not None and here.backend == self.name:
+            ui_port = ui_port or here.dashboard_port
+            secret = secret if secret is not None else here.spark_secret()
+        return address, here, ui_port, secret
+
     def close(self, connection: Any, timeout: float = 60) -> None:
         """Stop the session, waiting at most ``timeout`` seconds.
 
@@ -296,7 +258,7 @@ class SparkBackend(Backend):
 
     def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
         try:
-            state = _fetch_json(f"http://{format_host(host)}:{ui_port}/json/", timeout=2)
+            state = fetch_json(f"http://{format_host(host)}:{ui_port}/json/", timeout=2)
         except NotReady:
             return []
         return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
@@ -353,13 +315,42 @@ class SparkBackend(Backend):
             found[f"executor@{host}"] = versions
         return found
 
+    # -- clients in a client container -------------------------------------------
+
+    def client_environment(self, place: client_env.ClientPlace) -> dict[str, str]:
+        """The master's address, and with ``security: tls`` the file holding the secret.
+
+        >>> place = client_env.ClientPlace("x", SPARK.name, "sha256:1", "net", "scheduler", 7077, 8080)
+        >>> backend.client_environment(place)["SPARK_MASTER"]
+        'spark://scheduler:7077'
+        """
+        env = super().client_environment(place)
+        env[self.facts.address_env] = f"{self.scheme}://{place.scheduler_host}:{place.scheduler_port}"
+        if place.secured:
+            (secret,) = self.credential_files()
+            env[client_env.SPARK_SECRET_FILE] = f"{client_env.CREDENTIALS_DIR}/{secret}"
+        return env
+
+    def credential_files(self) -> tuple[str, ...]:
+        """The shared secret the cluster authenticates with."""
+        from clusterkit import security
+
+        return (security.SPARK_SECRET,)
+
+    def shell_namespace(self, target: client_env.ClientTarget) -> tuple[dict[str, Any], str, Any]:
+        """``spark``, a ``SparkSession`` on the container's cluster, and ``sc``, its context."""
+        session = self.connect_to_scheduler()
+        banner = f"spark = SparkSession on {target.address} (version {session.version})"
+        banner += "; sc = spark.sparkContext"
+        return {"spark": session, "sc": session.sparkContext}, banner, session.stop
+
     # -- what runtimes use -------------------------------------------------------
 
     def ship(self, connection: Any, archive: str) -> None:
         connection.sparkContext.addPyFile(archive)
 
     def _state(self, host: str, dashboard_port: int) -> dict[str, Any]:
-        state = _fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")
+        state = fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")
         if state.get("status") != "ALIVE":
             raise NotReady(f"Spark master is {state.get('status')!r}, not ALIVE")
         return state

@@ -14,11 +14,12 @@ from clusterkit import records
 from clusterkit.backends.spark.watch import usable
 from clusterkit.facts import SPARK
 from clusterkit.net import format_host
+from clusterkit.probe import fetch_json
 from clusterkit.status import local_versions
 from clusterkit.waiting import NotReady
 
 #: Spark's own default for the master's web UI.
-DEFAULT_UI_PORT = 8080
+DEFAULT_UI_PORT = SPARK.dashboard_port
 
 
 def stop_session(session: Any, timeout: float = 60) -> None:
@@ -57,20 +58,11 @@ def find_ui_port(host: str, port: int) -> int | None:
     if found is not None:
         return int(found["dashboard_port"])
     try:
-        state = _fetch_json(f"http://{format_host(host)}:{DEFAULT_UI_PORT}/json/", timeout=2)
+        state = fetch_json(f"http://{format_host(host)}:{DEFAULT_UI_PORT}/json/", timeout=2)
     except NotReady:
         return None
     url = str(state.get("url") or "")
     return DEFAULT_UI_PORT if url.rsplit(":", 1)[-1] == str(port) else None
-
-
-def _fetch_json(url: str, timeout: float = 3) -> dict[str, Any]:
-    from clusterkit.probe import NotReadyYet, fetch_json
-
-    try:
-        return fetch_json(url, timeout)
-    except NotReadyYet as e:
-        raise NotReady(str(e)) from e
 
 
 def _route_address(host: str, port: int) -> str:

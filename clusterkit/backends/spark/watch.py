@@ -23,6 +23,10 @@ import threading
 import time
 from typing import Any
 
+from clusterkit.facts import SPARK
+from clusterkit.probe import fetch_json
+from clusterkit.waiting import NotReady
+
 #: Seconds between two looks.
 INTERVAL = 1.0
 
@@ -123,11 +127,9 @@ class SessionWatch:
     def _master_state(self) -> dict[str, Any] | None:
         if not self.ui:
             return None
-        from clusterkit.probe import NotReadyYet, fetch_json
-
         try:
-            return fetch_json(f"http://{self.ui}/json/", timeout=2)
-        except NotReadyYet:
+            return fetch_json(f"http://{self.ui}{SPARK.scheduler_ready.path}", timeout=2)
+        except NotReady:
             return None  # restarting, or briefly busy: decide on a later look
 
     def _cancel(self, jobs: list[int], reason: str) -> None:

@@ -1,0 +1,194 @@
+"""Client containers: ``clusterkit run`` and ``clusterkit shell``, in the cluster's image and network.
+
+A program that sends work to a cluster runs best where the nodes run: the
+same locked environment (no Python or cloudpickle drift, no version warning),
+on the cluster's network (a Spark driver the executors reach without host
+routing), with the cluster's credentials. :func:`run` starts such a container
+at a :class:`~clusterkit.client_env.ClientPlace` (which cluster, image and
+network: the front door's :func:`clusterkit.cluster.client_place` asks the
+runtime for it; this package never looks a cluster up by name):
+
+* the image is the cluster's own (by ID), the network the cluster's;
+* the current folder is mounted read-only at ``/work`` (the working
+  directory), an ``output`` folder read-write; the container runs as the
+  caller's uid, so the caller owns what it writes (as root: the image's user,
+  and the files are handed to root afterwards: no container of the kit runs as root);
+* the scheduler is in the environment (:mod:`clusterkit.client_env`), the
+  client credentials of a ``security: tls`` cluster are mounted read-only;
+* output streams live; the exit code is the command's; the container is
+  removed afterwards, also on Ctrl-C (:mod:`clusterkit.jobs.attach`).
+
+What a client container is (user, mounts, options) is in
+:mod:`clusterkit.jobs.container`; the notebook builds on the same pieces.
+
+    >>> from clusterkit import cluster
+    >>> code = run(cluster.client_place(None), ["python", "job.py"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from clusterkit.client_env import WORKDIR, ClientPlace
+from clusterkit.errors import InvalidValue
+from clusterkit.jobs.attach import GRACE, run_container
+from clusterkit.jobs.container import (
+    JOB,
+    SHELL,
+    Mount,
+    add_user,
+    check_readable,
+    client_user,
+    container_options,
+    credential_mounts,
+)
+
+__all__ = [
+    "GRACE",
+    "JOB",
+    "OUTPUT_DIR",
+    "OUTPUT_ENV",
+    "SHELL",
+    "Mount",
+    "add_user",
+    "check_readable",
+    "client_user",
+    "container_options",
+    "credential_mounts",
+    "run",
+    "shell",
+]
+
+#: Where an output folder outside the current folder is mounted.
+OUTPUT_DIR = "/out"
+#: Tells the program where its writable folder is.
+OUTPUT_ENV = "CLUSTERKIT_OUTPUT"
+
+
+def run(
+    place: ClientPlace,
+    argv: Sequence[str],
+    *,
+    folder: str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    interactive: bool = False,
+    role: str = JOB,
+) -> int:
+    """Run ``argv`` in a client container at ``place``; returns its exit code.
+
+    Args:
+        place: where the cluster's clients run (:func:`clusterkit.cluster.client_place`).
+        argv: the command, e.g. ``["python", "job.py", "--n", "10"]``.
+        folder: mounted read-only at ``/work``, the working directory (default: the current folder).
+        output: a folder mounted read-write (created if missing): at the same place under
+            ``/work`` when inside ``folder``, else at ``/out``; ``$CLUSTERKIT_OUTPUT`` names it.
+        env: more variables (they win over the cluster's).
+        interactive: pass stdin (and a terminal, if this is one), as ``shell`` does.
+
+    Raises:
+        ClientStartError: the container could not be created or started.
+        KeyboardInterrupt: on Ctrl-C or SIGTERM, after the container is stopped and removed.
+    """
+    if not argv:
+        raise InvalidValue("command: nothing to run; give it after `--`, e.g. `-- python job.py`")
+    user = client_user()
+    folder = Path(folder or Path.cwd()).resolve()
+    check_readable(folder, user)
+    variables = dict(env or {})
+    with contextlib.ExitStack() as stack:
+        mounts = [Mount(str(folder), WORKDIR, read_only=True)]
+        if output is not None:
+            host, target = _output_mount(folder, Path(output))
+            source = stack.enter_context(_writable_as(host, user))
+            mounts.append(Mount(str(source), target, read_only=False))
+            variables.setdefault(OUTPUT_ENV, target)
+        if place.secured:
+            mounts += credential_mounts(place, user)
+        tty = interactive and sys.stdin.isatty() and sys.stdout.isatty()
+        options = container_options(
+            place,
+            argv,
+            role=role,
+            name=f"clusterkit-{place.cluster}-{role}-{secrets.token_hex(3)}",
+            user=user,
+            mounts=mounts,
+            env=variables,
+            interactive=interactive,
+            tty=tty,
+        )
+        return run_container(options, interactive=interactive)
+
+
+def shell(place: ClientPlace, *, folder: str | None = None) -> int:
+    """An interactive Python (IPython if the image has it) with the backend's ready client objects.
+
+    Piped input runs as a script: ``echo 'print(client)' | clusterkit shell``.
+    """
+    return run(place, ["python", "-m", "clusterkit.shell"], folder=folder, interactive=True, role=SHELL)
+
+
+# -- the output folder -------------------------------------------------------------------------
+
+
+def _output_mount(folder: Path, output: Path) -> tuple[Path, str]:
+    """The host folder and where the container sees it."""
+    host = output if output.is_absolute() else Path.cwd() / output
+    host.mkdir(parents=True, exist_ok=True)
+    host = host.resolve()
+    if host == folder:
+        raise InvalidValue(
+            f"output: {str(output)!r} is the current folder itself, which stays read-only; "
+            "give a folder for the results, e.g. `-o results`"
+        )
+    if host.is_relative_to(folder):
+        return host, f"{WORKDIR}/{host.relative_to(folder).as_posix()}"
+    return host, OUTPUT_DIR
+
+
+@contextlib.contextmanager
+def _writable_as(host: Path, user: tuple[int, int]) -> Iterator[Path]:
+    """A folder the container's user may write, whose files end up in ``host``, owned by the caller.
+
+    For a caller that is not root the container runs as the caller: ``host``
+    itself. For root the container runs as the image's user, so it writes
+    into a staging folder inside ``host`` whose contents are moved into
+    ``host`` and handed to root afterwards (also after Ctrl-C).
+    """
+    if os.getuid() != 0:
+        yield host
+        return
+    stage = Path(tempfile.mkdtemp(prefix=".clusterkit-run-", dir=host))
+    try:
+        os.chown(stage, *user)
+        yield stage
+    finally:
+        _hand_back(stage, host)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _hand_back(stage: Path, host: Path) -> None:
+    """Move what the container wrote into ``host``, owned by this process's uid and gid."""
+    uid, gid = os.getuid(), os.getgid()
+    for root, dirs, files in os.walk(stage):
+        for entry in dirs + files:
+            os.lchown(os.path.join(root, entry), uid, gid)
+    for entry in stage.iterdir():
+        _merge(entry, host / entry.name)
+
+
+def _merge(source: Path, dest: Path) -> None:
+    if source.is_dir() and not source.is_symlink() and dest.is_dir() and not dest.is_symlink():
+        for child in source.iterdir():
+            _merge(child, dest / child.name)
+        return
+    if dest.is_dir() and not dest.is_symlink():
+        shutil.rmtree(dest)
+    os.replace(source, dest)
