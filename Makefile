@@ -28,8 +28,9 @@ $(BIN)/.installed: images/requirements.lock images/requirements-dev.lock pyproje
 venv: $(BIN)/.installed ## Create .venv from the same lock as the node images
 
 .PHONY: lock
-lock: venv ## Recompile images/*.lock from images/*.in (needs the package index)
+lock: venv ## Recompile images/*.lock from images/*.in (needs the package index) and the extras' pins
 	$(BIN)/clusterkit image lock --union
+	$(BIN)/python -m clusterkit.images.pins --write
 	$(BIN)/uv pip compile --quiet --no-header --generate-hashes --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_36 images/requirements-dev.in -o images/requirements-dev.lock
 

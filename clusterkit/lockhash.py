@@ -19,16 +19,32 @@ from pathlib import Path
 #: The union lock: every node lock is a pinned subset of it, and so is the client venv.
 UNION_LOCK = "requirements.lock"
 
-_CHECKOUT = Path(__file__).resolve().parent.parent  # the folder holding the clusterkit package
+_PACKAGE = Path(__file__).resolve().parent  # the clusterkit package
+#: Where an installed wheel (or sdist) carries ``images/``: setuptools maps that folder into the
+#: package as the data package ``clusterkit.recipes`` (pyproject.toml, setup.py).
+RECIPES = "recipes"
 #: A file changed this recently is read again every time: file times are coarse (a jiffy, or a
 #: second or two on some filesystems), so a same-size rewrite could keep its (mtime, ctime) key.
 SETTLED_NS = 2_000_000_000
 
 
+def _default_images_dir() -> Path:
+    # An installed wheel: the package's own copy; a checkout (editable or not): the top-level folder.
+    packaged = _PACKAGE / RECIPES
+    return packaged if packaged.is_dir() else _PACKAGE.parent / "images"
+
+
+_IMAGES = _default_images_dir()
+
+
 def images_dir() -> Path:
-    """The folder with locks, Dockerfiles and scripts ($CLUSTERKIT_IMAGES_DIR for tests)."""
+    """The folder with locks, Dockerfiles and scripts ($CLUSTERKIT_IMAGES_DIR for tests).
+
+    In a checkout that is the top-level ``images/``; in an installed wheel the
+    same files, carried as package data in ``clusterkit/recipes/``.
+    """
     env = os.environ.get("CLUSTERKIT_IMAGES_DIR")
-    return Path(env) if env else _CHECKOUT / "images"
+    return Path(env) if env else _IMAGES
 
 
 def read_bytes(path: str | Path) -> bytes:

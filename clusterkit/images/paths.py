@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 # Defined below the status layer, which hashes the union lock too: one definition of where it is.
-from clusterkit.lockhash import images_dir, read_bytes
+from clusterkit.lockhash import RECIPES, images_dir, read_bytes
 
 __all__ = ["cache_dir", "images_dir", "read_bytes", "source_dir", "source_files"]
 
@@ -35,9 +35,17 @@ def source_dir() -> Path:
 
 
 def source_files(root: Path) -> list[Path]:
-    """The files of a source tree that go into the image (no bytecode caches)."""
+    """The files of a source tree that go into the image (no bytecode caches).
+
+    An installed wheel's ``recipes/`` (the image inputs, ``images/`` of a
+    checkout) stays out: a node needs none of it, and the source layer and its
+    hash are then the same from a wheel as from a checkout.
+    """
     return [
         p
         for p in root.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix not in (".pyc", ".pyo")
+        and p.relative_to(root).parts[0] != RECIPES
     ]
