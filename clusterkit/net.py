@@ -1,13 +1,15 @@
-"""Addresses and ports: parsing ``[scheme://]host[:port]``, loopback, and whether a port is free.
+"""Addresses and ports: parsing ``[scheme://]host[:port]``, loopback, whether a port is free, free ports.
 
 Standard library only: a node's entry point and the probes use it at start-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import socket
+from collections.abc import Collection
 
 from clusterkit.errors import BadAddress, PortInUse
 
@@ -75,6 +77,37 @@ def ensure_port_free(host: str, port: int, what: str) -> None:
                     "127.0.0.1 (the default), ::1, 0.0.0.0, :: or one of this machine's addresses"
                 ) from e
             raise
+
+
+def free_ports(host: str, count: int, avoid: Collection[int] = ()) -> list[int]:
+    """``count`` distinct ports that can be bound on ``host`` now (the kernel's picks).
+
+    As distributed's ``LocalCluster`` does: a cluster started from Python
+    takes ports nothing holds, so a second one (or a ``LocalCluster`` on
+    8786/8787) never collides. All are held open until every one is picked,
+    so they differ from each other; ``avoid`` are ports already chosen
+    elsewhere (an explicit scheduler port).
+
+    >>> a, b = free_ports("127.0.0.1", 2)
+    >>> a != b and 0 < a < 65536
+    True
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            s = held.enter_context(socket.socket(family, socket.SOCK_STREAM))
+            try:
+                s.bind((host, 0))
+            except OSError as e:
+                raise BadAddress(
+                    f"bind_address: {host} is not an address of this machine ({e.strerror}); use "
+                    "127.0.0.1 (the default), ::1, 0.0.0.0, :: or one of this machine's addresses"
+                ) from e
+            port = s.getsockname()[1]
+            if port not in avoid:
+                ports.append(port)
+        return ports
 
 
 def loopback(host: str) -> bool:

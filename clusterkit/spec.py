@@ -18,7 +18,7 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,9 @@ class ClusterSpec:
         max_replicas_per_node: swarm only: at most this many workers on one node.
         notebook: JupyterLab beside the cluster, in its image and on its network
             (:mod:`clusterkit.notebook`; container runtimes only).
+        requirements: a requirements file (or ``pyproject.toml``) whose packages go onto every
+            node (:mod:`clusterkit.images.project`); relative to the spec file. ``None``: the
+            ``pyproject.toml`` of the project ``up`` runs in, if it declares dependencies.
     """
 
     name: str
@@ -148,6 +151,7 @@ class ClusterSpec:
     encrypted: bool = False
     max_replicas_per_node: int | None = None
     notebook: bool = False
+    requirements: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -192,6 +196,8 @@ class ClusterSpec:
                 "max_replicas_per_node",
                 parse_count("max_replicas_per_node", self.max_replicas_per_node),
             )
+        if self.requirements is not None:
+            set_(self, "requirements", os.path.abspath(str(self.requirements)))
         if self.image is not None and not str(self.image).strip():
             raise _invalid("image", self.image, "an image reference such as clusterkit/dask:abc123")
 
@@ -273,6 +279,8 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"not a {type(data).__name__}"
         )
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    if data.get("requirements"):  # relative to the spec file, wherever `up` runs
+        data["requirements"] = str((path.parent / str(data["requirements"])).resolve())
     for key in data:
         if key not in SPEC_KEYS:
             hint = difflib.get_close_matches(key, SPEC_KEYS, n=1)
@@ -298,6 +306,7 @@ def resolve_spec(
     path: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    defaults: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> ClusterSpec:
     """Build a validated spec: overrides, then ``CLUSTERKIT_*``, then file, then defaults.
 
@@ -305,6 +314,9 @@ def resolve_spec(
         path: a spec file; ``None`` reads ``./clusterkit.yaml`` if it exists.
         overrides: values from flags or arguments (``None`` values are ignored).
         environ: the environment to read (``os.environ`` by default).
+        defaults: given the values found so far, returns values for the keys
+            nothing set, ahead of the documented defaults (the Python ``Cluster``
+            picks a unique name and free ports this way; the CLI keeps the documented ones).
 
     Returns:
         The ``ClusterSpec``; ports default per backend, the name to the backend.
@@ -319,6 +331,8 @@ def resolve_spec(
     if unknown:
         raise UnknownKey(f"unknown spec keys {sorted(unknown)}; accepted: {', '.join(SPEC_KEYS)}")
     backend = values.setdefault("backend", DEFAULT_BACKEND)
+    for key, value in (defaults(dict(values)) if defaults else {}).items():
+        values.setdefault(key, value)
     row = FACTS.get(backend)  # the ports each project documents as its own
     if row is not None:
         values.setdefault("scheduler_port", row.scheduler_port)

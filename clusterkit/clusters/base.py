@@ -7,16 +7,51 @@ and removes it with :meth:`Cluster._down`.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from clusterkit import cluster as front
 from clusterkit import runtimes
 from clusterkit.facts import DEFAULT_BACKEND, facts_of
+from clusterkit.net import free_ports
 from clusterkit.progress import Progress, quiet
 from clusterkit.runtimes.base import Runtime
 from clusterkit.spec import ClusterSpec, resolve_spec
 from clusterkit.status import ClusterStatus
 from clusterkit.supervisor import Supervisor
+
+_PORTS = ("scheduler_port", "dashboard_port")
+_BIND = next(f.default for f in dataclasses.fields(ClusterSpec) if f.name == "bind_address")
+
+
+def fresh_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A unique name and free ports, for what no argument, ``CLUSTERKIT_*`` or file set.
+
+    As ``LocalCluster`` does: a second ``Cluster()``, or a ``LocalCluster`` on
+    8786/8787, never collides. The CLI and ``make up`` keep the documented
+    defaults (the backend's name and ports), which people type and bookmark.
+
+    >>> from clusterkit.facts import DASK
+    >>> fresh = fresh_defaults({"backend": DASK.name, "scheduler_port": 9000})
+    >>> fresh["name"].startswith(DASK.name + "-"), sorted(fresh), fresh["dashboard_port"] != 9000
+    (True, ['dashboard_port', 'name'], True)
+    """
+    fill: dict[str, Any] = {}
+    if "name" not in values:
+        fill["name"] = f"{values['backend']}-{secrets.token_hex(3)}"
+    wanted = [key for key in _PORTS if key not in values]
+    bind = str(values.get("bind_address", _BIND)).strip()
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        return fill  # the spec says what is wrong with it
+    if wanted:
+        given = {int(str(values[k]).strip()) for k in _PORTS if str(values.get(k, "")).strip().isdigit()}
+        fill.update(zip(wanted, free_ports(bind, len(wanted), avoid=given), strict=True))
+    return fill
 
 
 class Cluster:
@@ -31,7 +66,9 @@ class Cluster:
     Args:
         backend: ``dask`` or ``spark``.
         workers: worker count; other spec fields (``cores``, ``memory``, ``name``,
-            ``scheduler_port`` ...) as keywords, resolved like the CLI's flags.
+            ``scheduler_port`` ...) as keywords, resolved like the CLI's flags,
+            except that a name and ports nothing set are a unique name and free
+            ports (:func:`fresh_defaults`), not the CLI's ``dask``/8786.
         runtime: ``compose``, ``local``, ``testcontainers`` or a ``Runtime``
             (default: compose where an engine answers, else local).
         spec: a complete ``ClusterSpec`` instead of the fields.
@@ -80,7 +117,8 @@ class Cluster:
         **fields: Any,
     ) -> None:
         if spec is None:
-            spec = resolve_spec(overrides={"backend": backend, "workers": workers, **fields})
+            given = {"backend": backend, "workers": workers, **fields}
+            spec = resolve_spec(overrides=given, defaults=fresh_defaults)
         rt = runtimes.get_runtime(runtime or front.default_runtime_name())
         self._init(spec, rt, owned=True)
         self._supervise = supervise

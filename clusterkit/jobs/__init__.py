@@ -11,8 +11,9 @@ runtime for it; this package never looks a cluster up by name):
 * the image is the cluster's own (by ID), the network the cluster's;
 * the current folder is mounted read-only at ``/work`` (the working
   directory), an ``output`` folder read-write; the container runs as the
-  caller's uid, so the caller owns what it writes (as root: the image's user,
-  and the files are handed to root afterwards: no container of the kit runs as root);
+  caller's uid and gid (root too, which reads its own 0700 home), with every
+  capability dropped and ``no-new-privileges``: it reaches what the caller
+  owns and nothing more, and the caller owns what it writes;
 * the scheduler is in the environment (:mod:`clusterkit.client_env`), the
   client credentials of a ``security: tls`` cluster are mounted read-only;
 * output streams live; the exit code is the command's; the container is
@@ -27,13 +28,10 @@ What a client container is (user, mounts, options) is in
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from clusterkit.client_env import WORKDIR, ClientPlace
@@ -44,6 +42,8 @@ from clusterkit.jobs.container import (
     SHELL,
     Mount,
     add_user,
+    caller_groups,
+    caller_user,
     check_readable,
     client_user,
     container_options,
@@ -58,6 +58,8 @@ __all__ = [
     "SHELL",
     "Mount",
     "add_user",
+    "caller_groups",
+    "caller_user",
     "check_readable",
     "client_user",
     "container_options",
@@ -99,32 +101,32 @@ def run(
     """
     if not argv:
         raise InvalidValue("command: nothing to run; give it after `--`, e.g. `-- python job.py`")
-    user = client_user()
+    user, groups = caller_user(), caller_groups()
     folder = Path(folder or Path.cwd()).resolve()
-    check_readable(folder, user)
+    check_readable(folder, user, groups)
     variables = dict(env or {})
-    with contextlib.ExitStack() as stack:
-        mounts = [Mount(str(folder), WORKDIR, read_only=True)]
-        if output is not None:
-            host, target = _output_mount(folder, Path(output))
-            source = stack.enter_context(_writable_as(host, user))
-            mounts.append(Mount(str(source), target, read_only=False))
-            variables.setdefault(OUTPUT_ENV, target)
-        if place.secured:
-            mounts += credential_mounts(place, user)
-        tty = interactive and sys.stdin.isatty() and sys.stdout.isatty()
-        options = container_options(
-            place,
-            argv,
-            role=role,
-            name=f"clusterkit-{place.cluster}-{role}-{secrets.token_hex(3)}",
-            user=user,
-            mounts=mounts,
-            env=variables,
-            interactive=interactive,
-            tty=tty,
-        )
-        return run_container(options, interactive=interactive)
+    mounts = [Mount(str(folder), WORKDIR, read_only=True)]
+    if output is not None:
+        host, target = _output_mount(folder, Path(output))
+        check_readable(host, user, groups, write=True)
+        mounts.append(Mount(str(host), target, read_only=False))
+        variables.setdefault(OUTPUT_ENV, target)
+    if place.secured:
+        mounts += credential_mounts(place, user)
+    tty = interactive and sys.stdin.isatty() and sys.stdout.isatty()
+    options = container_options(
+        place,
+        argv,
+        role=role,
+        name=f"clusterkit-{place.cluster}-{role}-{secrets.token_hex(3)}",
+        user=user,
+        groups=groups,
+        mounts=mounts,
+        env=variables,
+        interactive=interactive,
+        tty=tty,
+    )
+    return run_container(options, interactive=interactive)
 
 
 def shell(place: ClientPlace, *, folder: str | None = None) -> int:
@@ -151,44 +153,3 @@ def _output_mount(folder: Path, output: Path) -> tuple[Path, str]:
     if host.is_relative_to(folder):
         return host, f"{WORKDIR}/{host.relative_to(folder).as_posix()}"
     return host, OUTPUT_DIR
-
-
-@contextlib.contextmanager
-def _writable_as(host: Path, user: tuple[int, int]) -> Iterator[Path]:
-    """A folder the container's user may write, whose files end up in ``host``, owned by the caller.
-
-    For a caller that is not root the container runs as the caller: ``host``
-    itself. For root the container runs as the image's user, so it writes
-    into a staging folder inside ``host`` whose contents are moved into
-    ``host`` and handed to root afterwards (also after Ctrl-C).
-    """
-    if os.getuid() != 0:
-        yield host
-        return
-    stage = Path(tempfile.mkdtemp(prefix=".clusterkit-run-", dir=host))
-    try:
-        os.chown(stage, *user)
-        yield stage
-    finally:
-        _hand_back(stage, host)
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _hand_back(stage: Path, host: Path) -> None:
-    """Move what the container wrote into ``host``, owned by this process's uid and gid."""
-    uid, gid = os.getuid(), os.getgid()
-    for root, dirs, files in os.walk(stage):
-        for entry in dirs + files:
-            os.lchown(os.path.join(root, entry), uid, gid)
-    for entry in stage.iterdir():
-        _merge(entry, host / entry.name)
-
-
-def _merge(source: Path, dest: Path) -> None:
-    if source.is_dir() and not source.is_symlink() and dest.is_dir() and not dest.is_symlink():
-        for child in source.iterdir():
-            _merge(child, dest / child.name)
-        return
-    if dest.is_dir() and not dest.is_symlink():
-        shutil.rmtree(dest)
-    os.replace(source, dest)

@@ -34,9 +34,27 @@ class Mount:
 
 
 def client_user() -> tuple[int, int]:
-    """The uid and gid a client container runs as: the caller's, or the image's user for root."""
+    """The notebook's uid and gid: the caller's, or the image's user for root (JupyterLab refuses root unless told)."""
     uid, gid = os.getuid(), os.getgid()
     return (uid, gid) if uid != 0 else (IMAGE_UID, IMAGE_GID)
+
+
+def caller_user() -> tuple[int, int]:
+    """The uid and gid a job or shell runs as: the caller's, root included.
+
+    So the job reads what the caller reads (root's 0700 home too) and what it
+    writes is the caller's on the host, with nothing to hand back. Every
+    capability is dropped (:func:`container_options`): a root job reaches
+    what root owns, not every file as root on the host would.
+    """
+    return os.getuid(), os.getgid()
+
+
+def caller_groups() -> tuple[int, ...]:
+    """The caller's supplementary groups, for a non-root caller (root gets none: only what root owns)."""
+    if os.getuid() == 0:
+        return ()
+    return tuple(sorted(set(os.getgroups()) - {os.getgid()}))
 
 
 def container_options(
@@ -50,8 +68,12 @@ def container_options(
     env: Mapping[str, str] | None = None,
     interactive: bool = False,
     tty: bool = False,
+    groups: Sequence[int] = (),
 ) -> dict[str, Any]:
     """The docker SDK's ``containers.create`` keywords for one client container (pure).
+
+    Whoever it runs as, it has no capability and cannot gain one
+    (``no-new-privileges``): file access is the plain owner, group and mode check.
 
     >>> from clusterkit.client_env import ClientPlace
     >>> from clusterkit.facts import DEFAULT_BACKEND
@@ -80,28 +102,45 @@ def container_options(
         "tty": tty,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
+        **({"group_add": [str(g) for g in groups]} if groups else {}),
     }
 
 
-def check_readable(folder: Path, user: tuple[int, int]) -> None:
-    """Refuse a folder the container's user could not read (root's 0700 folders, for uid 1000)."""
+def check_readable(
+    folder: Path, user: tuple[int, int], groups: Sequence[int] = (), *, write: bool = False
+) -> None:
+    """Refuse a folder the container's user could not read (or ``write``), before starting anything.
+
+    The container has no capability, so root's ``CAP_DAC_OVERRIDE`` does not
+    apply: the owner, group and other bits decide, for root too. Only the
+    folder itself counts: the engine binds it, its parents are never walked.
+    """
     info = folder.stat()
-    if info.st_uid == user[0] or info.st_mode & 0o005 == 0o005:
+    mode, need = info.st_mode, 0o3 if write else 0o5  # write and enter, or read and enter
+    if info.st_uid == user[0]:
+        allowed = mode >> 6 & need == need
+    elif info.st_gid in (user[1], *groups):
+        allowed = mode >> 3 & need == need
+    else:
+        allowed = mode & need == need
+    if allowed:
         return
-    if info.st_gid == user[1] and info.st_mode & 0o050 == 0o050:
-        return
+    who = "root without capabilities" if user[0] == 0 else f"uid {user[0]}"
     raise ClientStartError(
-        f"the client container runs as uid {user[0]} (never as root) and cannot read {folder} "
-        f"(mode {info.st_mode & 0o777:o}, owner uid {info.st_uid}); `chmod o+rx` it or run from another folder"
+        f"the client container runs as {who} and cannot {'write' if write else 'read'} {folder} "
+        f"(mode {mode & 0o777:o}, owner uid {info.st_uid}, group {info.st_gid}); "
+        f"`chmod o+{'wx' if write else 'rx'}` it or use another folder"
     )
 
 
 def credential_mounts(place: ClientPlace, user: tuple[int, int]) -> list[Mount]:
     """The cluster's client credentials, mounted read-only under ``CREDENTIALS_DIR``.
 
-    They are the caller's 0600 files in ``security.client_dir``; for root,
-    whose containers run as the image's user, a copy owned by that user sits
-    beside them (in root's 0700 folder, removed with it by ``down``).
+    They are 0600 files in ``security.client_dir``, and a container holds no
+    capability to read another user's file: one its user owns is mounted as
+    it is; any other (root's files for root's notebook, which runs as the
+    image's user; the CA root shares with the nodes' uid, for a root job) is
+    copied for that user beside them (in the 0700 folder, removed with it by ``down``).
     """
     from clusterkit import security
 
@@ -113,18 +152,27 @@ def credential_mounts(place: ClientPlace, user: tuple[int, int]) -> list[Mount]:
             f"cluster {place.cluster!r} requires TLS/authentication, and this machine has no credentials "
             f"for it (no {folder / missing[0]}); run the client on the machine that ran `clusterkit up`"
         )
-    if os.getuid() != 0:
-        return [Mount(str(folder / n), f"{CREDENTIALS_DIR}/{n}") for n in names]
     copy = folder / f"for-uid-{user[0]}"
-    copy.mkdir(mode=0o700, exist_ok=True)
+    mounts = []
     for n in names:
-        fd, tmp = tempfile.mkstemp(dir=copy)
-        with os.fdopen(fd, "wb") as f:
-            f.write((folder / n).read_bytes())
-        os.chmod(tmp, 0o400)
-        os.chown(tmp, *user)
-        os.replace(tmp, copy / n)  # atomic: another client may be reading the old copy
-    return [Mount(str(copy / n), f"{CREDENTIALS_DIR}/{n}") for n in names]
+        source = folder / n
+        if source.stat().st_uid != user[0]:
+            source = _copy_for(source, copy, user)
+        mounts.append(Mount(str(source), f"{CREDENTIALS_DIR}/{n}"))
+    return mounts
+
+
+def _copy_for(source: Path, folder: Path, user: tuple[int, int]) -> Path:
+    """A 0400 copy of ``source`` owned by ``user`` (only root gets here: it owns files it may hand over)."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        f.write(source.read_bytes())
+    os.chmod(tmp, 0o400)
+    os.chown(tmp, *user)
+    target = folder / source.name
+    os.replace(tmp, target)  # atomic: another client may be reading the old copy
+    return target
 
 
 def add_user(container: Any, user: str) -> None:

@@ -7,6 +7,7 @@ the clusters by label, pass or fail.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import queue
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from clusterkit import cluster
+from clusterkit.errors import ClusterKitError
 from clusterkit.spec import resolve_spec
 from tests.conftest import free_port
 from tests.integration.conftest import leftovers
@@ -163,7 +165,7 @@ def test_a_dask_job_runs_in_the_cluster_image_with_its_helper_module(dask_spec, 
     assert "total=328350 workers=2" in result.stdout
     output = result.stdout + result.stderr
     assert not [note for note in MISMATCH_NOTES if note in output], output
-    assert "uid=0" not in result.stdout, "a client container never runs as root"
+    assert f"uid={os.getuid()}" in result.stdout, "a job runs as its caller"
     written = project / "results" / "total.txt"
     assert written.read_text() == "328350"
     assert written.stat().st_uid == os.getuid(), "the caller owns what the job wrote"
@@ -182,6 +184,86 @@ def test_a_dask_job_runs_in_the_cluster_image_with_its_helper_module(dask_spec, 
     assert readonly.returncode == 1 and "Read-only file system" in readonly.stderr
     assert not (project / "x").exists()
     assert client_containers(docker_client, dask_spec.name) == []
+
+
+PRIVATE_JOB = """
+    import os
+    from clusterkit import dask
+
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    try:
+        open("other.txt").read()
+        other = "read"
+    except PermissionError:
+        other = "denied"
+    n = int(open("n.txt").read())
+    total = dask.connect_to_scheduler().submit(sum, range(n)).result()
+    print(f"total={total} uid={os.getuid()} gid={os.getgid()} other={other}")
+    print("CapEff", status["CapEff"].strip(), "CapPrm", status["CapPrm"].strip())
+    print("NoNewPrivs", status["NoNewPrivs"].strip())
+    with open(os.path.join(os.environ["CLUSTERKIT_OUTPUT"], "total.txt"), "w") as f:
+        f.write(str(total))
+"""
+
+
+def test_a_job_runs_from_a_private_folder_as_its_caller_without_capabilities(
+    dask_spec, docker_client, tmp_path
+):
+    """A 0700 folder (root's home, say) works; the job holds no capability, so it reads only what its caller owns."""
+    private = write(tmp_path / "home", job__py=PRIVATE_JOB, n__txt="10\n", other__txt="not yours\n")
+    private.chmod(0o700)
+    os.chown(private / "other.txt", 4242, 4242)  # another user's file: root on the host could read it
+    (private / "other.txt").chmod(0o600)
+    result = clusterkit(
+        "run", "--name", dask_spec.name, "-o", "results", "--", "python", "job.py", cwd=private
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"total=45 uid={os.getuid()} gid={os.getgid()} other=denied" in result.stdout
+    assert "CapEff 0000000000000000 CapPrm 0000000000000000" in result.stdout
+    assert "NoNewPrivs 1" in result.stdout
+    written = private / "results" / "total.txt"
+    assert written.read_text() == "45"
+    info = written.stat()
+    assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid()), "the caller owns what the job wrote"
+    assert [p.name for p in (private / "results").iterdir()] == ["total.txt"], "nothing staged beside it"
+    piped = "print(open('n.txt').read().strip(), client.submit(sum, [1, 2]).result())\n"
+    shell = clusterkit("shell", "--name", dask_spec.name, cwd=private, input=piped)
+    assert shell.returncode == 0, shell.stderr[-3000:]
+    assert shell.stdout.strip() == "10 3", "the shell works from the private folder too"
+    assert client_containers(docker_client, dask_spec.name) == []
+
+
+def test_a_root_job_reads_the_credentials_of_a_tls_cluster_from_their_0600_files(docker_client, tmp_path):
+    """The caller's own 0600 credential files are mounted as they are: the job runs as their owner."""
+    from clusterkit import security
+
+    name = "ck-client-tls"
+    remove_cluster(docker_client, name)  # what a killed earlier session left
+    spec = resolve_spec(
+        overrides={
+            "name": name,
+            "workers": 1,
+            "security": "tls",
+            "scheduler_port": free_port(),
+            "dashboard_port": free_port(),
+        },
+        environ={},
+    )
+    try:
+        cluster.up(spec, "compose", timeout=240)
+        key = security.client_dir(name) / security.CLIENT_KEY
+        assert key.stat().st_mode & 0o077 == 0, "the key stays private to its owner"
+        job = "from clusterkit import dask; print('sum', dask.connect_to_scheduler().submit(sum, [2, 3]).result())"
+        result = clusterkit("run", "--name", name, "--", "python", "-c", job, cwd=write(tmp_path / "project"))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "sum 5" in result.stdout
+        assert client_containers(docker_client, name) == []
+    finally:
+        with contextlib.suppress(ClusterKitError):  # a failed `up` removed itself already
+            cluster.down(name, "compose")
+        remove_cluster(docker_client, name)
+        security.forget(name)
+    assert leftovers(docker_client, name) == []
 
 
 def test_a_failing_dask_job_shows_its_traceback_and_exit_code(dask_spec, docker_client, tmp_path):
@@ -284,6 +366,10 @@ def test_a_uid_the_image_does_not_know_gets_a_name_and_a_home(dask_spec, docker_
         "/tmp",
         "/tmp",
     ]
+    status = run_as_stranger(
+        docker_client, dask_spec, ["grep", "-E", "^(CapEff|NoNewPrivs):", "/proc/self/status"]
+    )
+    assert status.split() == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1"]
 
 
 # -- Spark ------------------------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
 from clusterkit import Cluster, cluster
+from clusterkit.facts import DASK
 from clusterkit.spec import resolve_spec
 from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import free_port
@@ -121,3 +124,42 @@ def test_spark_cluster_session_runs_a_job(docker_client, cluster_names):
         assert [w.state for w in c.status().workers] == ["ALIVE", "ALIVE"]
         assert c.scheduler_address.startswith("spark://127.0.0.1:")
     assert leftovers(docker_client, "ck-obj-spark") == []
+
+
+def hold(port: int) -> socket.socket | None:
+    """Listen on ``port`` as a ``clusterkit up`` with the defaults would; ``None`` if something already does."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        return None
+    s.listen()
+    return s
+
+
+def test_unnamed_clusters_beside_each_other_and_a_local_cluster_never_collide(docker_client, cluster_names):
+    from distributed import Client, LocalCluster
+
+    holder = hold(DASK.scheduler_port)  # the documented default is taken, one way or another
+    try:
+        with LocalCluster(n_workers=1, processes=False) as local, Client(local) as local_client:
+            with Cluster(workers=1, runtime="compose") as first:
+                cluster_names.append(first.spec.name)
+                with Cluster(workers=1, runtime="compose") as second:
+                    cluster_names.append(second.spec.name)
+                    assert first.spec.name != second.spec.name
+                    # The LocalCluster's dashboard is on 8787 unless something held it already.
+                    taken = {DASK.scheduler_port, DASK.dashboard_port, urlsplit(local.dashboard_link).port}
+                    ports = [c.client_spec.scheduler_port for c in (first, second)]
+                    ports += [c.client_spec.dashboard_port for c in (first, second)]
+                    assert len(set(ports)) == 4 and not set(ports) & taken, (ports, taken)
+                    for held in (first, second):
+                        with Client(held) as client:
+                            assert client.submit(sum, range(10)).result() == 45
+                    assert local_client.submit(sum, range(5)).result() == 10
+            assert leftovers(docker_client, second.spec.name) == []
+        assert leftovers(docker_client, first.spec.name) == []
+    finally:
+        if holder is not None:
+            holder.close()

@@ -100,9 +100,22 @@ def test_container_options_map_the_caller_and_keep_the_container_small():
     assert "HOME" not in image_user["environment"]
 
 
-def test_no_container_runs_as_root():
-    uid, _ = jobs.client_user()
-    assert uid != 0
+def test_a_job_runs_as_its_caller_and_the_notebook_never_as_root():
+    assert jobs.caller_user() == (os.getuid(), os.getgid()), "root too: it reads its own 0700 home"
+    assert jobs.client_user()[0] != 0, "JupyterLab refuses to run as root"
+    groups = jobs.caller_groups()
+    assert os.getgid() not in groups
+    assert groups == () if os.getuid() == 0 else set(groups) <= set(os.getgroups())
+
+
+def test_every_client_container_runs_without_capabilities():
+    for user in ((0, 0), (4321, 4321)):
+        options = jobs.container_options(place(), ["true"], role=jobs.JOB, name="n", user=user, groups=(27,))
+        assert options["user"] == f"{user[0]}:{user[1]}"
+        assert options["cap_drop"] == ["ALL"] and options["security_opt"] == ["no-new-privileges"]
+        assert options["group_add"] == ["27"]
+        assert options["environment"]["HOME"] == "/tmp", "the image's home is not the caller's"
+    assert "group_add" not in jobs.container_options(place(), ["true"], role=jobs.JOB, name="n", user=(0, 0))
 
 
 def test_output_folder_inside_the_current_folder_keeps_its_relative_path(tmp_path):
@@ -112,20 +125,6 @@ def test_output_folder_inside_the_current_folder_keeps_its_relative_path(tmp_pat
     assert jobs._output_mount(tmp_path, outside)[1] == jobs.OUTPUT_DIR
     with pytest.raises(InvalidValue, match="read-only"):
         jobs._output_mount(tmp_path, tmp_path)
-
-
-def test_what_a_root_job_wrote_is_merged_into_the_output_folder(tmp_path):
-    stage, out = tmp_path / "stage", tmp_path / "out"
-    (stage / "sub").mkdir(parents=True)
-    (out / "sub").mkdir(parents=True)
-    (stage / "new.txt").write_text("new")
-    (stage / "sub" / "b.txt").write_text("b")
-    (out / "sub" / "a.txt").write_text("a")
-    (out / "new.txt").write_text("old")
-    jobs._hand_back(stage, out)
-    assert (out / "new.txt").read_text() == "new"
-    assert sorted(p.name for p in (out / "sub").iterdir()) == ["a.txt", "b.txt"]
-    assert (out / "sub" / "b.txt").stat().st_uid == os.getuid()
 
 
 def test_workdir_archive_holds_the_programs_modules_only(tmp_path):
@@ -197,3 +196,40 @@ def test_a_folder_the_container_user_cannot_read_is_refused(tmp_path):
         jobs.check_readable(private, (owner + 1, 4242))
     private.chmod(0o755)
     jobs.check_readable(private, (owner + 1, 4242))
+
+
+def test_only_the_owner_group_and_other_bits_decide_even_for_root(tmp_path):
+    """The container has no CAP_DAC_OVERRIDE: a root job cannot read a folder root does not own."""
+    from clusterkit.errors import ClientStartError
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    info = folder.stat()
+    stranger = info.st_uid + 1
+    folder.chmod(0o750)
+    with pytest.raises(ClientStartError, match="cannot read"):
+        jobs.check_readable(folder, (stranger, info.st_gid + 1))
+    jobs.check_readable(folder, (stranger, info.st_gid + 1), groups=(info.st_gid,))  # a supplementary group
+    folder.chmod(0o075)
+    with pytest.raises(ClientStartError, match="cannot read"):  # the owner's own bits apply, not the group's
+        jobs.check_readable(folder, (info.st_uid, info.st_gid))
+    folder.chmod(0o700)
+    if os.getuid() == 0:
+        os.chown(folder, 4242, 4242)  # a user's private folder, which root on the host could read
+    if folder.stat().st_uid != 0:
+        with pytest.raises(ClientStartError, match="root without capabilities"):
+            jobs.check_readable(folder, (0, 0))
+
+
+def test_an_output_folder_the_container_user_cannot_write_is_refused(tmp_path):
+    from clusterkit.errors import ClientStartError
+
+    out = tmp_path / "out"
+    out.mkdir(mode=0o755)
+    info = out.stat()
+    jobs.check_readable(out, (info.st_uid, info.st_gid), write=True)
+    with pytest.raises(ClientStartError, match="cannot write"):
+        jobs.check_readable(out, (info.st_uid + 1, info.st_gid + 1), write=True)
+    out.chmod(0o555)
+    with pytest.raises(ClientStartError, match="cannot write"):
+        jobs.check_readable(out, (info.st_uid, info.st_gid), write=True)
