@@ -108,3 +108,7 @@ class SwarmUnavailable(EngineUnavailable):
 
 class ClientStartError(ClusterKitError):
     """A client container (``clusterkit run``, ``shell``, the notebook) could not be started."""
+
+
+class ProjectLockError(SpecError):
+    """The project's dependencies cannot be locked against the node lock (a version conflict)."""

@@ -35,10 +35,19 @@ def image() -> None:
 
 @image.command("lock")
 @click.option("--union", is_flag=True, help="Also recompile requirements.lock (the union lock).")
-def image_lock(union: bool) -> None:
+@click.option(
+    "--project",
+    is_flag=True,
+    help="Instead: lock this project's node dependencies into clusterkit.lock (pyproject.toml, "
+    "or the spec's requirements:) against the backend's node lock.",
+)
+def image_lock(union: bool, project: bool) -> None:
     """Recompile images/dask.lock and spark.lock with uv (needs the package index)."""
     from clusterkit.images import compile_locks
 
+    if project:
+        _lock_project()
+        return
     names = ["requirements.lock"] * union + [f"{b}.lock" for b in BACKENDS]
     _progress(f"compiling {', '.join(names)} with uv")
     for path in compile_locks(union=union):
@@ -169,3 +178,26 @@ def image_push(backends: tuple[str, ...]) -> None:
         ref = images.ensure_image(backend, progress=_progress)
         sent = push(docker, ref, progress=_progress)
         click.echo(f"{ref}: sent to {', '.join(sent)}" if sent else f"{ref}: every swarm node has it")
+
+
+def _lock_project() -> None:
+    """``clusterkit image lock --project``: (re)write the project's clusterkit.lock."""
+    from pathlib import Path
+
+    from clusterkit.errors import SpecError
+    from clusterkit.images import project
+    from clusterkit.spec import resolve_spec
+
+    spec = resolve_spec()
+    source = Path(spec.requirements) if spec.requirements else project.find_source(Path.cwd())
+    if source is None:
+        raise SpecError(
+            "no project here: no pyproject.toml in this folder or above it, and no requirements: in "
+            "clusterkit.yaml; name the nodes' dependencies in one of them"
+        )
+    named = None if source.name == "pyproject.toml" else source
+    wanted = project.declared(source.parent, named)
+    if not wanted:
+        click.echo(f"{source} declares no dependencies the nodes need; nothing to lock")
+        return
+    click.echo(project.compile_lock(source.parent, spec.backend, wanted, progress=_progress))

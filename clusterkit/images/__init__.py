@@ -57,6 +57,7 @@ _EXPORTS = {
     "base": ("build_base",),
     "wheels": ("wheelhouse",),
     "build": ("build_node_image", "ensure_image", "label_instruction"),
+    "project": ("ensure_lock", "ensure_project_image", "find_source", "with_project"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -35,7 +35,7 @@ from clusterkit.images.locks import (
     read_lock,
     subset_problems,
 )
-from clusterkit.images.store import client, get_image, image_id, remove_if_dangling
+from clusterkit.images.store import client, get_image, image_id, prune_replaced, remove_if_dangling
 from clusterkit.images.tags import Recipe, node_files, resolve_recipe, source_hash
 from clusterkit.images.wheels import wheelhouse
 from clusterkit.progress import Progress, quiet
@@ -136,6 +136,7 @@ def build_recipe(recipe: Recipe, *, progress: Progress = quiet, force: bool = Fa
         commit.apply_recipe(engine, log, env, ref, recipe.files[0], Path(tmp) / "clusterkit", more)
     for old in reversed(replaced):  # the node image first: it is the venv image's child
         remove_if_dangling(engine, old)
+    prune_replaced(engine)  # and those a running cluster held at an earlier rebuild
     return ref
 
 

@@ -75,11 +75,11 @@ def recipe(dockerfile: Path) -> tuple[list[str], str]:
     return settings, dest
 
 
-def _container_name(ref: str) -> str:
+def container_name(ref: str) -> str:
     return "clusterkit-build-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", ref)
 
 
-def _remove_container(engine: Any, name: str) -> None:
+def remove_container(engine: Any, name: str) -> None:
     import docker
 
     try:
@@ -88,7 +88,7 @@ def _remove_container(engine: Any, name: str) -> None:
         pass
 
 
-def _commit(container: Any, ref: str, changes: list[str]) -> None:
+def commit_as(container: Any, ref: str, changes: list[str]) -> None:
     repo, _, tag = ref.rpartition(":")
     container.commit(repository=repo, tag=tag, changes=changes)
 
@@ -104,8 +104,8 @@ def install_env(
     import docker
     from docker.types import Mount
 
-    name = _container_name(env)
-    _remove_container(engine, name)  # left by a build that was killed
+    name = container_name(env)
+    remove_container(engine, name)  # left by a build that was killed
     container = None
     try:
         container = engine.containers.create(
@@ -130,12 +130,12 @@ def install_env(
         code = container.wait().get("StatusCode")
         if code != 0:
             raise log.error(f"installing the venv of {env} failed (exit {code})")
-        _commit(container, env, [BASE_CMD])
+        commit_as(container, env, [BASE_CMD])
     except docker.errors.APIError as e:
         raise log.error(f"building {env} failed: {e.explanation or e}") from e
     finally:
         if container is not None:
-            _remove_container(engine, name)
+            remove_container(engine, name)
 
 
 def apply_recipe(
@@ -154,8 +154,8 @@ def apply_recipe(
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:  # the engine makes the missing parents
         tar.add(str(source), arcname=dest.strip("/"), filter=_root_owned)
-    name = _container_name(ref)
-    _remove_container(engine, name)
+    name = container_name(ref)
+    remove_container(engine, name)
     container = None
     try:
         container = engine.containers.create(
@@ -166,12 +166,12 @@ def apply_recipe(
             raise log.error(f"copying the clusterkit source into {name} failed")
         changes = settings + more
         log.write("".join(f"  {c}\n" for c in changes))
-        _commit(container, ref, changes)
+        commit_as(container, ref, changes)
     except docker.errors.APIError as e:
         raise log.error(f"building {ref} failed: {e.explanation or e}") from e
     finally:
         if container is not None:
-            _remove_container(engine, name)
+            remove_container(engine, name)
 
 
 def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -61,6 +61,21 @@ def remove_if_dangling(engine: Any, image_id: str | None) -> None:
         pass  # a container (a running cluster) still uses it; `clusterkit image prune --all` takes it later
 
 
+def prune_replaced(engine: Any) -> None:
+    """Remove the clusterkit images a rebuild took the tag from while a container still used them.
+
+    :func:`remove_if_dangling` leaves such an image (a running cluster holds it);
+    once nothing uses it, it is only a dangling image. The engine's prune skips
+    images in use, so a cluster still running on an old image keeps it.
+    """
+    import docker
+
+    try:
+        engine.images.prune(filters={"dangling": True, "label": f"{labels.PROJECT}={labels.PROJECT_VALUE}"})
+    except docker.errors.APIError:
+        pass  # another prune is running (409): it does the same
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageInfo:
     ref: str

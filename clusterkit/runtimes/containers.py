@@ -70,10 +70,14 @@ def require_image(spec: ClusterSpec) -> None:
 
 
 def node_image(spec: ClusterSpec, progress: Progress) -> str:
-    """The image the nodes run: the spec's, else the one built from the lock (built if missing)."""
+    """The image the nodes run: the spec's as it is, else the one built from the lock (built if
+    missing) plus the project's dependencies (:mod:`clusterkit.images.project`), if it has any."""
     from clusterkit import images
 
-    return spec.image or images.ensure_image(spec.backend, progress=progress)
+    if spec.image:
+        return spec.image
+    node = images.ensure_image(spec.backend, progress=progress)
+    return images.with_project(node, spec.backend, spec.requirements, progress=progress)
 
 
 def _quietly(action: Any) -> None:

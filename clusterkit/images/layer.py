@@ -1,0 +1,93 @@
+"""One more layer on a node image: packages installed from a hashed lock, as the node image was made.
+
+A container of the node image runs pip as root with no network, the host's
+wheelhouse and the lock as read-only bind mounts (never copied into a layer),
+and is committed with the node image's own user, entry point and command, so
+the result runs exactly like the node image.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from clusterkit.images import transcript
+from clusterkit.images.commit import (
+    NETWORK,
+    SETUP_DIR,
+    WHEELS_DIR,
+    commit_as,
+    container_name,
+    remove_container,
+)
+
+#: pip of the node venv; ``--no-deps``: the lock names every package, the node's ones included.
+PIP = ["/opt/venv/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-index"]
+
+
+def _restore(config: dict[str, Any], more_labels: dict[str, str]) -> list[str]:
+    """``docker commit`` changes that give the new image the node image's settings back."""
+    changes = [f"USER {config.get('User') or 'root'}"]
+    if config.get("Entrypoint"):
+        changes.append(f"ENTRYPOINT {json.dumps(config['Entrypoint'])}")
+    if config.get("Cmd"):
+        changes.append(f"CMD {json.dumps(config['Cmd'])}")
+    changes += [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in sorted(more_labels.items())]
+    return changes
+
+
+def install_layer(
+    engine: Any,
+    log: transcript.Transcript,
+    node: Any,
+    ref: str,
+    lock: Path,
+    wheels: Path,
+    more_labels: dict[str, str],
+) -> None:
+    """Commit ``ref``: ``node`` (an image object) plus ``lock`` installed from ``wheels``."""
+    import docker
+    from docker.types import Mount
+
+    from clusterkit.errors import BuildError
+
+    name = container_name(ref)
+    remove_container(engine, name)  # left by a build that was killed
+    argv = [
+        *PIP,
+        "--require-hashes",
+        "--no-deps",
+        "--find-links",
+        WHEELS_DIR,
+        "-r",
+        f"{SETUP_DIR}/{lock.name}",
+    ]
+    container = None
+    try:
+        container = engine.containers.create(
+            node.id,
+            argv,
+            entrypoint=[],
+            name=name,
+            user="root",
+            network_mode=NETWORK,
+            labels=dict(more_labels),
+            mounts=[
+                Mount(SETUP_DIR, str(lock.parent.resolve()), type="bind", read_only=True),
+                Mount(WHEELS_DIR, str(wheels), type="bind", read_only=True),
+            ],
+        )
+        log.write(f"$ {' '.join(argv)}  # in {name}, from {node.id[:19]}, network {NETWORK}")
+        container.start()
+        for chunk in container.logs(stream=True, follow=True):
+            log.write(chunk.decode(errors="replace"))
+        code = container.wait().get("StatusCode")
+        if code != 0:
+            raise log.error(f"installing the project's dependencies into {ref} failed (exit {code})")
+        commit_as(container, ref, _restore(node.attrs["Config"], more_labels))
+    except docker.errors.APIError as e:
+        raise BuildError(f"building {ref} failed: {e.explanation or e}") from e
+    finally:
+        if container is not None:
+            remove_container(engine, name)
