@@ -61,10 +61,18 @@ def _probe(python: Path, cwd: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def wheelhouse() -> Path:
+def wheelhouse(tmp_path_factory) -> list[str]:
+    """``--find-links`` for every dependency: the union wheelhouse and uv's wheel (a host tool,
+    in the dev lock: clusterkit locks a project's dependencies with it)."""
+    from clusterkit.images import read_lock
     from clusterkit.images import wheelhouse as union_wheelhouse
 
-    return union_wheelhouse() / "wheels"  # cached per lock hash: no download once make images ran
+    tools = tmp_path_factory.mktemp("tools")
+    uv = read_lock(wheelbuild.ROOT / "images" / "requirements-dev.lock")["uv"].version
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+    subprocess.run([*pip, "-d", str(tools), f"uv=={uv}"], check=True, capture_output=True)
+    # the union wheelhouse is cached per lock hash: no download once make images ran
+    return ["--find-links", str(union_wheelhouse() / "wheels"), "--find-links", str(tools)]
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +110,7 @@ def test_a_wheel_install_outside_the_checkout_finds_the_same_images(
     sdist_and_wheel, wheelhouse, venv, tmp_path
 ):
     _, wheel = sdist_and_wheel
-    _run(_pip(venv, "install", "-q", "--no-index", "--find-links", str(wheelhouse), str(wheel)), tmp_path)
+    _run(_pip(venv, "install", "-q", "--no-index", *wheelhouse, str(wheel)), tmp_path)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
@@ -133,7 +141,7 @@ def test_every_extra_resolves_to_the_node_locks_versions(sdist_and_wheel, wheelh
     _, wheel = sdist_and_wheel
     report = tmp_path / "report.json"
     target = f"clusterkit[{extras.ALL}] @ {wheel.as_uri()}"
-    offline = ["--no-index", "--find-links", str(wheelhouse)]
+    offline = ["--no-index", *wheelhouse]
     _run(_pip(venv, "install", "-q", "--dry-run", "--report", str(report), *offline, target), tmp_path)
     installs = json.loads(report.read_text())["install"]
     chosen = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in installs}

@@ -79,14 +79,14 @@ def test_requires_python_is_the_node_images_minor():
 
 def test_the_bare_install_has_the_cli_and_engine_but_no_backend_package():
     deps = _requirements("\n".join(PYPROJECT["dependencies"]))
-    wanted = {"click", "rich", "pyyaml", "tenacity", "filelock", "psutil", "docker", "testcontainers"}
+    wanted = {"click", "rich", "pyyaml", "tenacity", "filelock", "psutil", "docker", "testcontainers", "uv"}
     assert set(deps) == wanted
     assert not set(deps) & {n for b in BACKENDS for n in extras.PINNED[b]}
 
 
 def test_the_union_lock_satisfies_every_range():
-    """make venv installs the union lock, then clusterkit with --no-deps: the ranges must hold there."""
-    union = read_lock(lock_path())
+    """make venv installs the union and dev locks, then clusterkit with --no-deps: the ranges must hold."""
+    union = {**read_lock(lock_path()), **read_lock(lock_path().parent / "requirements-dev.lock")}
     ranges = [*PYPROJECT["dependencies"], *extras.SWARM_REQUIREMENTS]
     for req in map(Requirement, ranges):
         assert Version(union[req.name].version) in req.specifier, req
