@@ -17,7 +17,8 @@ zips the folder's Python files, and:
   nothing is stale).
 
 Hidden folders, ``__pycache__``, virtual environments and anything past
-:data:`MAX_BYTES` stay behind.
+:data:`MAX_BYTES` stay behind. The project's installed packages
+(:mod:`clusterkit.project`) ride the same two plugins under another name.
 """
 
 from __future__ import annotations
@@ -93,8 +94,10 @@ class WorkdirToWorkers(WorkerPlugin):  # type: ignore[misc,valid-type]
 
     name = NAME
 
-    def __init__(self, filename: str, data: bytes, names: list[str]) -> None:
-        self.filename, self.data, self.names = filename, data, names
+    def __init__(self, filename: str, data: bytes, names: list[str], name: str = NAME) -> None:
+        # ``name`` on the instance: the project's packages (:mod:`clusterkit.project`) ride the
+        # same plugin under another name, and an older node's copy of this class still reads it.
+        self.filename, self.data, self.names, self.name = filename, data, list(names), name
 
     def setup(self, worker: Any) -> None:
         _install(worker.local_directory, self.filename, self.data, self.names)
@@ -105,8 +108,8 @@ class WorkdirToScheduler(SchedulerPlugin):  # type: ignore[misc,valid-type]
 
     name = NAME
 
-    def __init__(self, filename: str, data: bytes, names: list[str]) -> None:
-        self.filename, self.data, self.names = filename, data, names
+    def __init__(self, filename: str, data: bytes, names: list[str], name: str = NAME) -> None:
+        self.filename, self.data, self.names, self.name = filename, data, list(names), name
 
     async def start(self, scheduler: Any) -> None:
         _install(tempfile.gettempdir(), self.filename, self.data, self.names)

@@ -252,6 +252,12 @@ class Backend:
         """Put a zip of Python modules on every node's path (test code the tasks import)."""
         raise NotImplementedError
 
+    def ship_project(self, connection: Any) -> str | None:
+        """Send the project's own packages (:mod:`clusterkit.project`) through ``connection``, to
+        nodes that join later too; once per content. ``connect_to_scheduler`` calls it (unless
+        ``ship_project=False``). Returns the zip's digest, ``None`` when nothing was sent."""
+        raise NotImplementedError
+
     def count_workers(self, host: str, scheduler_port: int, dashboard_port: int, **credentials: Any) -> int:
         """Workers the scheduler has registered; raises ``NotReady`` if it does not answer."""
         raise NotImplementedError

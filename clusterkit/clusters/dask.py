@@ -104,10 +104,28 @@ class DaskCluster(Cluster, DistributedCluster):
                 self.scheduler_comm = rpc(f"tls://{spec.scheduler_address}", connection_args=args)
             await super()._start()
             await self._warn_drift()
+            await self._send_project()
         except BaseException:
             if self.owned and not keep:
                 await _in_thread(self._down)
             raise
+
+    async def _send_project(self) -> None:
+        """The project's packages to the nodes (:mod:`clusterkit.project`); later workers get them
+        from the scheduler. ``Client(cluster)`` never passes through ``connect_to_scheduler``."""
+        from clusterkit.backends.dask.ship import send_project
+
+        await send_project(self.scheduler_comm)
+
+    def __await__(self) -> Any:
+        """``Client(cluster)`` awaits its cluster while it connects (on the cluster's loop): the
+        code as it is now goes out then, so an edit needs a new client, not a new cluster."""
+        return self._ready().__await__()
+
+    async def _ready(self) -> DaskCluster:
+        if getattr(self, "scheduler_comm", None) is not None and self.status == Status.running:
+            await self._send_project()
+        return self
 
     async def _warn_drift(self) -> None:
         """One graded line if this process and the nodes differ (once per cluster object)."""

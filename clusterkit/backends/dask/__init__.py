@@ -162,6 +162,7 @@ class DaskBackend(Backend):
         dashboard_url: str | None = None,
         ui_port: int | None = None,
         security: Any = None,
+        ship_project: bool = True,
         **client_kwargs: Any,
     ) -> Any:
         """Return a ``distributed.Client``, retrying with backoff until ``timeout``.
@@ -171,7 +172,8 @@ class DaskBackend(Backend):
         ``distributed.Security``, e.g. ``clusterkit.security.dask_security(name)``)
         connects over ``tls://``. Without ``address``: ``$DASK_SCHEDULER_ADDRESS``
         (what ``clusterkit run``, ``shell`` and the notebook set, TLS files included),
-        else 127.0.0.1:8786.
+        else 127.0.0.1:8786. ``ship_project`` sends the project's own packages to the
+        scheduler and every worker, later ones too (:mod:`clusterkit.project`).
 
         Raises:
             ClusterUnavailable: naming the address, attempts, time and last error.
@@ -201,6 +203,8 @@ class DaskBackend(Backend):
         # closes it); the short per-attempt budget above must not become that window.
         client._timeout = max(float(client._timeout or 0), RECONNECT_WINDOW)
         warn_drift(client)
+        if ship_project and not client.asynchronous:  # an asynchronous one is not connected yet
+            self.ship_project(client)
         self._client = client
         self._dashboard_url = dashboard_url
         return client
@@ -313,6 +317,12 @@ class DaskBackend(Backend):
         filename, data = Path(archive).name, Path(archive).read_bytes()
         connection.register_plugin(ShipCodeToScheduler(filename, data))
         connection.register_plugin(ShipCode(filename, data))
+
+    def ship_project(self, client: Any) -> str | None:
+        """Send the project's packages through ``client`` (once per scheduler and content)."""
+        from clusterkit.backends.dask.ship import send_project
+
+        return client.sync(send_project, client.scheduler)
 
     def node_versions(self, client: Any) -> dict[str, dict[str, str]]:
         """Versions of the client, scheduler and every worker, keyed by worker name."""

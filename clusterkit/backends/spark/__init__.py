@@ -28,6 +28,7 @@ from clusterkit.backends.spark.driver import (
     stop_session,
 )
 from clusterkit.backends.spark.session import AUTH_SETTINGS, driver_host_for, driver_settings, start_session
+from clusterkit.backends.spark.session import ship_project as ship_session_project
 from clusterkit.backends.spark.watch import SessionWatch
 from clusterkit.errors import ClusterUnavailable
 from clusterkit.facts import SPARK
@@ -173,6 +174,7 @@ class SparkBackend(Backend):
         app_name: str = "clusterkit",
         conf: dict[str, str] | None = None,
         secret: str | None = None,
+        ship_project: bool = True,
     ) -> Any:
         """Return a ``SparkSession`` on the master at ``address``; the driver runs here.
 
@@ -183,7 +185,8 @@ class SparkBackend(Backend):
         (``clusterkit.security.spark_secret(name)``) authenticates to a cluster
         with ``security: tls`` and encrypts the driver's RPC. Without ``address``:
         ``$SPARK_MASTER`` (what ``clusterkit run``, ``shell`` and the notebook set, with the
-        web UI and the secret), else 127.0.0.1:7077.
+        web UI and the secret), else 127.0.0.1:7077. ``ship_project`` adds the project's own
+        packages to the application (:mod:`clusterkit.project`).
 
         Raises:
             ClusterUnavailable: naming the address, attempts, time and last error.
@@ -208,6 +211,8 @@ class SparkBackend(Backend):
             from clusterkit import workdir
 
             workdir.ship_to_spark(session)
+        if ship_project:
+            self.ship_project(session)
         if getattr(session, "_clusterkit_watch", None) is None:
             ui = f"{format_host(host)}:{ui_port}" if ui_port else None
             session._clusterkit_watch = SessionWatch(session, url, ui, deadline=timeout).start()
@@ -348,6 +353,9 @@ class SparkBackend(Backend):
 
     def ship(self, connection: Any, archive: str) -> None:
         connection.sparkContext.addPyFile(archive)
+
+    def ship_project(self, connection: Any) -> str | None:
+        return ship_session_project(connection)
 
     def _state(self, host: str, dashboard_port: int) -> dict[str, Any]:
         state = fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")

@@ -99,3 +99,34 @@ def start_session(url: str, app_name: str, settings: dict[str, str], secured: bo
             "secret=clusterkit.security.spark_secret(NAME)"
         )
         raise ClusterUnavailable(f"could not start a Spark driver for {url}: {first}{hint}") from e
+
+
+def ship_project(session: Any) -> str | None:
+    """The project's packages (:mod:`clusterkit.project`) to the application's executors.
+
+    ``addPyFile`` reaches every executor of the application, also ones started later; a
+    module nothing ships (a test module) is pickled by value by pyspark's cloudpickle.
+    Once per session and content; returns the zip's digest, or ``None`` when nothing was added.
+    """
+    import tempfile
+
+    from clusterkit import project
+
+    if not project.enabled():
+        return None
+    from pyspark import cloudpickle
+
+    found = project.archive()
+    registered = cloudpickle.list_registry_pickle_by_value()
+    for name in project.unshipped_modules(found.names if found else ()):
+        if name in sys.modules and name not in registered:
+            cloudpickle.register_pickle_by_value(sys.modules[name])
+    sent: set[str] = session.__dict__.setdefault("_clusterkit_project", set())
+    if found is None or found.digest in sent:
+        return None
+    path = os.path.join(tempfile.mkdtemp(prefix=f"{project.NAME}-"), found.filename)
+    with open(path, "wb") as f:
+        f.write(found.data)
+    session.sparkContext.addPyFile(path)
+    sent.add(found.digest)
+    return found.digest
