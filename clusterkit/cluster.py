@@ -214,17 +214,22 @@ def gc(everything: bool = False) -> list[str]:
     An owner is the process that ran ``up`` (until the cluster was ready) or
     that held the cluster (a Python ``Cluster``, a test session): a killed
     ``clusterkit up`` (SIGKILL, a closed terminal) and a killed test session
-    leave such clusters. A cluster ``clusterkit up`` finished starting is
-    never removed, nor one this machine has no record of (another run
-    directory). ``everything`` also removes the clusters of live test sessions.
+    leave such clusters. A held container cluster's owner is whoever renews
+    its lease on the engine (:mod:`clusterkit.runtimes.leases`), not a PID:
+    a session in another PID namespace is never taken for dead. A finished
+    ``clusterkit up``'s cluster is never removed, nor one this machine has no
+    record of. ``everything`` also removes live test sessions' clusters.
     """
     from clusterkit import labels, records
     from clusterkit.engine import docker_client
     from clusterkit.errors import EngineUnavailable
+    from clusterkit.runtimes import leases
     from clusterkit.runtimes.local import LocalRuntime
 
     removed: list[str] = []
     owners: dict[tuple[str, str], dict[str, str]] = {}
+    newest: dict[tuple[str, str], float] = {}
+    client: Any = None
     try:
         client = docker_client()
         wanted = {"label": [f"{labels.PROJECT}={labels.PROJECT_VALUE}", labels.SESSION_PID]}
@@ -235,15 +240,19 @@ def gc(everything: bool = False) -> list[str]:
             found = getattr(resource, "labels", None) or resource.attrs.get("Labels") or {}
             key = (found.get(labels.RUNTIME, ""), found.get(labels.CLUSTER, ""))
             owners.setdefault(key, dict(found))
+            created = leases.engine_time(resource.attrs.get("Created") or "1970-01-01T00:00:00Z")
+            newest[key] = max(newest.get(key, 0.0), created)
     except EngineUnavailable:
         pass
+    now = leases.engine_now(client) if owners else 0.0
     for (runtime_name, name), found in sorted(owners.items()):
         if runtime_name not in runtimes.RUNTIMES or not name:
             continue
-        rt = runtimes.get_runtime(runtime_name)
-        session = everything and runtime_name == "testcontainers"
-        if session or records.orphaned(name, found):
-            rt.remove_all(name)
+        leased = found.get(leases.LEASE) == "1"
+        dead = leases.expired(client, name, newest[(runtime_name, name)], now) if leased else None
+        dead = records.orphaned(name, found) if dead is None else dead
+        if (everything and runtime_name == "testcontainers") or dead:
+            runtimes.get_runtime(runtime_name).remove_all(name)
             removed.append(f"cluster {name} ({runtime_name})")
     local = LocalRuntime()
     if local.root.is_dir():

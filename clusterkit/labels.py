@@ -17,6 +17,8 @@ RUNTIME = "clusterkit.runtime"
 SPEC = "clusterkit.spec"
 SESSION = "clusterkit.session"
 SESSION_PID = "clusterkit.session-pid"
+#: ``1`` on a held cluster whose owner is whoever renews its lease (:mod:`clusterkit.runtimes.leases`).
+LEASE = "clusterkit.lease"
 
 PROJECT_VALUE = "clusterkit"
 

@@ -5,11 +5,16 @@ as the compose file (:mod:`clusterkit.nodes`). Its ports are published on
 127.0.0.1 at ports the kernel picks, so test sessions never collide;
 :meth:`TestcontainersRuntime.client_spec` reads them back from the engine.
 
-Ryuk (testcontainers' reaper) is disabled: its image cannot be pulled here,
-and clean-up is ours instead. Every container and network carries the
-cluster's labels plus a session id and the PID of the process that owns it
-(:func:`clusterkit.records.owner_labels`); ``clusterkit gc``
-(:func:`clusterkit.cluster.gc`) removes what belongs to owners that no longer exist.
+Ryuk (testcontainers' reaper) is off for our own containers only: its image
+cannot be pulled everywhere, and clean-up is ours instead. The settings are
+applied around clusterkit's calls and restored after (:func:`_our_settings`),
+so a user's other testcontainers fixtures see theirs. Every container and
+network carries the cluster's labels plus a session id and the owner's PID
+(:func:`clusterkit.records.owner_labels`); a held cluster (a test session, a
+Python ``Cluster``) also carries a lease its owner renews in the scheduler
+container (:mod:`clusterkit.runtimes.leases`), so ``clusterkit gc``
+(:func:`clusterkit.cluster.gc`) tells a live owner from a dead one across PID
+namespaces and machines.
 """
 
 from __future__ import annotations
@@ -19,12 +24,16 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from clusterkit import labels, records
 from clusterkit.backends import get_backend
 from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
+from clusterkit.progress import Progress, quiet
+from clusterkit.runtimes import leases
 from clusterkit.runtimes.containers import ContainerRuntime
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
@@ -34,17 +43,27 @@ RUNTIME = "testcontainers"
 SESSION_STARTED = records.OWNER_STARTED
 
 
-def _configure_testcontainers() -> None:
-    """No Ryuk (we clean up ourselves), and reach published ports on loopback.
+@contextmanager
+def _our_settings() -> Iterator[None]:
+    """No Ryuk (we clean up ourselves), and published ports on loopback, only for our own calls.
 
     Published ports bind to 127.0.0.1, so testcontainers must not guess a
     gateway address (it does when it believes it runs inside a container).
+    testcontainers keeps these in one process-wide object: every field is put
+    back as it was afterwards, so the user's other fixtures keep their settings.
     """
     from testcontainers.core.config import ConnectionMode, testcontainers_config
 
+    saved = dict(vars(testcontainers_config))
     testcontainers_config.ryuk_disabled = True
     testcontainers_config.connection_mode_override = ConnectionMode.docker_host
     testcontainers_config.tc_host_override = "127.0.0.1"
+    try:
+        yield
+    finally:
+        for key in set(vars(testcontainers_config)) - set(saved):
+            delattr(testcontainers_config, key)
+        vars(testcontainers_config).update(saved)
 
 
 def _published(scheduler: Any, spec: ClusterSpec) -> ClusterSpec | None:
@@ -86,9 +105,9 @@ class TestcontainersRuntime(ContainerRuntime):
 
     Args:
         session: an id put on every resource (``labels.new_session_id()`` by default).
-        owner_pid: the process that owns them (``clusterkit gc`` removes them once it is
-            gone, unless its ``up`` finished and it did not hold them); default: the
-            process that starts the cluster.
+        owner_pid: the process that owns them, for a test session (its clusters are
+            then held: under a lease this process renews, which ``clusterkit gc``
+            reads instead of the PID); default: the process that starts the cluster.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -98,6 +117,39 @@ class TestcontainersRuntime(ContainerRuntime):
         super().__init__()
         self.session = session or labels.new_session_id()
         self.owner_pid = owner_pid
+        self._held = owner_pid is not None  # a test session holds its clusters
+        self._renewers: dict[str, leases.Renewer] = {}
+
+    def up(
+        self,
+        spec: ClusterSpec,
+        *,
+        timeout: float = 120,
+        keep: bool = False,
+        progress: Progress = quiet,
+        held: bool = False,
+    ) -> Any:
+        """As every runtime's ``up``; a ``held`` cluster gets a lease this process renews."""
+        self._held = held or self.owner_pid is not None
+        return super().up(spec, timeout=timeout, keep=keep, progress=progress, held=held)
+
+    def hold(self, name: str) -> None:
+        """Renew cluster ``name``'s lease from this process too, until it is removed or :meth:`release`."""
+        from clusterkit.engine import docker_client
+
+        if name not in self._renewers:  # its own client: the SDK's is not made for two threads
+            self._renewers[name] = leases.Renewer(docker_client(), name, self.session).start()
+
+    def release(self, name: str) -> None:
+        """Stop renewing ``name``'s lease here (another holder, or the sweep after it, decides)."""
+        renewer = self._renewers.pop(name, None)
+        if renewer is not None:
+            renewer.stop()
+
+    def keep(self, name: str) -> None:
+        """Leave ``name`` running after this process (``--clusterkit-keep``): a lease no sweep ends."""
+        self.release(name)
+        leases.write(self.docker, name, self.session, leases.KEPT)
 
     def _labels(self, spec: ClusterSpec, role: str | None = None) -> dict[str, str]:
         found = labels.cluster_labels(spec.name, spec.backend, RUNTIME, role)
@@ -105,6 +157,8 @@ class TestcontainersRuntime(ContainerRuntime):
         found.update(records.owner_labels(self.owner_pid or os.getpid()))
         if self.owner_pid is not None:
             found[records.HELD] = "1"  # a test session: gone with its owner, whatever this machine recorded
+        if self._held:
+            found[leases.LEASE] = "1"  # its owner is whoever renews the lease, not a PID
         return found
 
     def client_spec(self, name: str) -> ClusterSpec:
@@ -145,11 +199,13 @@ class TestcontainersRuntime(ContainerRuntime):
 
         assert image is not None
         deadline = time.monotonic() + timeout
-        _configure_testcontainers()
-        network = Network(docker_network_kw={"labels": self._labels(spec)}).create()
-        containers = [self._container(spec, image, "scheduler", network)]
-        containers += [self._container(spec, image, "worker", network) for _ in range(spec.workers)]
-        self._run(containers)
+        with _our_settings():
+            network = Network(docker_network_kw={"labels": self._labels(spec)}).create()
+            containers = [self._container(spec, image, "scheduler", network)]
+            containers += [self._container(spec, image, "worker", network) for _ in range(spec.workers)]
+            self._run(containers)
+        if self._held:
+            self.hold(spec.name)  # until then, the lease's grace period covers the start
         self._await_scheduler(spec, max(1.0, deadline - time.monotonic()))
 
     def _await_scheduler(self, spec: ClusterSpec, timeout: float) -> None:
@@ -185,8 +241,12 @@ class TestcontainersRuntime(ContainerRuntime):
         scheduler = self._scheduler(name)
         image = scheduler.attrs["Config"]["Image"]
         network = _NetworkByName(next(iter(scheduler.attrs["NetworkSettings"]["Networks"])))
-        _configure_testcontainers()
-        self._run([self._container(spec, image, "worker", network) for _ in range(count)])
+        with _our_settings():
+            self._run([self._container(spec, image, "worker", network) for _ in range(count)])
+
+    def _teardown(self, name: str, volumes: bool = False) -> None:
+        self.release(name)
+        super()._teardown(name, volumes)
 
     def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
         for container in self._containers(name, service):

@@ -8,16 +8,23 @@ Installed with clusterkit (``pytest11`` entry point), nothing to copy::
 
 Fixtures: ``dask_cluster`` and ``spark_cluster`` (session scope) and the
 factory ``clusterkit_cluster(backend, workers=..., **spec)``. Options:
-``--clusterkit-workers N``, ``--clusterkit-keep``; ini: ``clusterkit_dask_image``,
-``clusterkit_spark_image``, ``clusterkit_workers``.
+``--clusterkit-workers N``, ``--clusterkit-keep``, ``--clusterkit-spec PATH``; ini:
+``clusterkit_dask_image``, ``clusterkit_spark_image``, ``clusterkit_workers``,
+``clusterkit_spec`` (a spec file; none is read unless named, not even
+``./clusterkit.yaml``: a test suite must not change with the directory it runs in).
 
 Clean-up does not depend on Ryuk (its image cannot be pulled everywhere):
-finalizers remove everything at the end of the session, pass or fail; each
-resource carries the session id and the owner's PID, and a new session removes
-what sessions whose process died (SIGKILL) left behind. Under pytest-xdist the
+finalizers remove everything at the end of the session, pass or fail. Each
+cluster carries the session id and a lease the session renews on the engine
+(:mod:`clusterkit.runtimes.leases`), so the first cluster fixture of a later
+session (or ``clusterkit gc``) removes what a killed session left, and never
+what a live one in another PID namespace holds. Under pytest-xdist the
 processes share one cluster through a file lock and a state file; the last
-one out removes it. Without Docker or the image, the fixtures skip with the
-reason, or fail when ``CLUSTERKIT_REQUIRE_DOCKER=1``.
+one out removes it, and the controller removes whatever still carries the
+session id at the end (a SIGKILLed worker never gives its share back). A
+session that uses no cluster fixture never contacts the engine. Without
+Docker or the image, the fixtures skip with the reason, or fail when
+``CLUSTERKIT_REQUIRE_DOCKER=1``.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from typing import Any
 
 import pytest
 
-from clusterkit.errors import ClusterKitError, EngineUnavailable, ImageError
+from clusterkit.errors import EngineUnavailable, ImageError
 from clusterkit.facts import DEFAULT_BACKEND
+from clusterkit.testing import sessions
+from clusterkit.testing.handle import ClusterHandle
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("clusterkit_dask_image", "node image for dask_cluster (default: built from the lock)")
     parser.addini("clusterkit_spark_image", "node image for spark_cluster (default: built from the lock)")
     parser.addini("clusterkit_workers", "workers per cluster", default="2")
+    group.addoption("--clusterkit-spec", default=None, help="a spec file for the fixtures' clusters")
+    parser.addini("clusterkit_spec", "a spec file for the fixtures' clusters (default: none)", type="paths")
 
 
 def _required() -> bool:
@@ -60,18 +71,47 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Remove what earlier sessions that died (SIGKILL, OOM) left behind."""
-    if _is_xdist_worker(session.config):
-        return  # the controller sweeps once
-    try:
-        from clusterkit import cluster
+def pytest_configure(config: pytest.Config) -> None:
+    """One session id for the whole run, handed to xdist workers (see :func:`pytest_configure_node`)."""
+    from clusterkit.labels import new_session_id
 
-        swept = cluster.gc()
-    except (ClusterKitError, ImportError):
+    if not _is_xdist_worker(config):
+        config._clusterkit_session = new_session_id()  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput["clusterkit_session"] = node.config._clusterkit_session
+
+
+def _session_id(config: pytest.Config) -> str:
+    if _is_xdist_worker(config):
+        found = config.workerinput  # type: ignore[attr-defined]
+        return str(found.get("clusterkit_session") or found["testrunuid"][:12])
+    return str(config._clusterkit_session)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's last process removes what still carries its id (a killed worker's share)."""
+    if _is_xdist_worker(config) or config.getoption("clusterkit_keep"):
         return
-    if swept:
-        session.config._clusterkit_swept = swept  # type: ignore[attr-defined]
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None or not sessions.was_used(factory.getbasetemp()):
+        return  # no cluster fixture ran: no engine call
+    sessions.remove_session(_session_id(config))
+
+
+def spec_file(config: pytest.Config) -> str:
+    """The spec file the fixtures read: ``--clusterkit-spec``, else the ini's ``clusterkit_spec``.
+
+    With neither, no file at all: :data:`os.devnull` stands for an empty one,
+    because ``resolve_spec`` would otherwise pick up ``./clusterkit.yaml``.
+    """
+    given = config.getoption("clusterkit_spec")
+    if given:
+        return str(Path(config.invocation_params.dir, given))
+    listed = config.getini("clusterkit_spec")
+    return str(listed[0]) if listed else os.devnull
 
 
 _FIXTURES = ("dask_cluster", "spark_cluster")
@@ -90,122 +130,33 @@ def _clusterkit_ship_test_module(request: pytest.FixtureRequest) -> None:
             request.getfixturevalue(name).ship(request.module)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     swept = getattr(config, "_clusterkit_swept", None)
     if swept:
-        return f"clusterkit: removed {len(swept)} resource(s) left by dead test sessions"
-    return None
-
-
-def _module_archive(module: Any, scratch: Path) -> str:
-    """A zip of the code a test module imports from its own tree.
-
-    A top-level ``test_x.py`` may import its neighbours (``from helpers
-    import ...``), so the zip holds every ``.py`` file of its folder; a module
-    inside a package brings its whole top-level package.
-    """
-    import zipfile
-
-    path = Path(module.__file__)
-    parts = module.__name__.split(".")
-    if len(parts) == 1:
-        folder, files = path.parent, sorted(path.parent.glob("*.py"))
-        arcname = lambda source: source.name  # noqa: E731
-    else:
-        depth = len(parts) - 1 if path.name == "__init__.py" else len(parts) - 2
-        top = path.parents[depth]  # the folder of the top-level package
-        folder, files = top, sorted(p for p in top.rglob("*.py") if "__pycache__" not in p.parts)
-        arcname = lambda source: source.relative_to(top.parent).as_posix()  # noqa: E731
-    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
-    archive = scratch / f"clusterkit-ship-{os.getpid()}-{digest}.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for source in files:
-            zf.write(source, arcname(source))
-    return str(archive)
-
-
-class ClusterHandle:
-    """What a test gets: addresses, a ready client, ``status()`` and ``scale(n)``.
-
-    ``cluster`` is the :class:`clusterkit.Cluster` underneath (a distributed
-    cluster for Dask); the session's reference count, not this object, decides
-    when it is removed.
-    """
-
-    def __init__(self, cluster: Any, scratch: Path) -> None:
-        from clusterkit.backends import get_backend
-
-        self.cluster = cluster
-        self._backend = get_backend(cluster.spec.backend)
-        self._client: Any = None
-        self._scratch = scratch
-        self._shipped: set[str] = set()
-
-    @property
-    def spec(self) -> Any:
-        return self.cluster.spec
-
-    @property
-    def backend(self) -> str:
-        return self.cluster.spec.backend
-
-    @property
-    def scheduler_address(self) -> str:
-        """``127.0.0.1:<port>``, reachable from the test process."""
-        return self.cluster.client_spec.scheduler_address
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"http://127.0.0.1:{self.cluster.client_spec.dashboard_port}"
-
-    @property
-    def client(self) -> Any:
-        """A ``distributed.Client`` (Dask) or ``SparkSession`` (Spark), made once."""
-        if self._client is None:
-            self._client = self._backend.connect(self.cluster.client_spec, 60)
-        return self._client
-
-    @property
-    def session(self) -> Any:
-        """The ``SparkSession`` (alias of ``client`` for Spark clusters)."""
-        return self.client
-
-    def status(self) -> Any:
-        return self.cluster.report()
-
-    def ship(self, module: Any) -> None:
-        """Send ``module``'s code to every worker (once), so tasks can import it."""
-        name = getattr(module, "__name__", "")
-        if not getattr(module, "__file__", None) or name in self._shipped:
-            return
-        self._backend.ship(self.client, _module_archive(module, self._scratch))
-        self._shipped.add(name)
-
-    def scale(self, workers: int, timeout: float = 180) -> Any:
-        return self.cluster.scale(workers, timeout=timeout)
-
-    def close_client(self) -> None:
-        if self._client is not None:
-            self._backend.close(self._client)
-            self._client = None
+        terminalreporter.write_line(f"clusterkit: removed {len(swept)} cluster(s) left by dead sessions")
 
 
 class _Clusters:
     """The session's clusters, shared across xdist workers through a state file."""
 
     def __init__(self, config: pytest.Config, root: Path) -> None:
-        from clusterkit.labels import new_session_id
         from clusterkit.runtimes.testcontainers import TestcontainersRuntime
 
         self.config = config
         self.root = root
-        if _is_xdist_worker(config):
-            session = f"{config.workerinput['testrunuid'][:12]}"  # type: ignore[attr-defined]
-            owner = os.getppid()  # the xdist controller outlives every worker
-        else:
-            session, owner = new_session_id(), os.getpid()
-        self.runtime = TestcontainersRuntime(session=session, owner_pid=owner)
+        # The owner PID stays as a label for people; ownership itself is the lease.
+        owner = os.getppid() if _is_xdist_worker(config) else os.getpid()
+        self.runtime = TestcontainersRuntime(session=_session_id(config), owner_pid=owner)
         self.handles: dict[str, ClusterHandle] = {}
+        self.swept = False
+
+    def _sweep_once(self) -> None:
+        """At the first cluster fixture, not at start-up: a session without one never calls the engine."""
+        if not self.swept:
+            self.swept = True
+            found = sessions.sweep()
+            if found:
+                self.config._clusterkit_swept = found  # type: ignore[attr-defined]
 
     def image_for(self, backend: str) -> str | None:
         """The ini file's image for ``backend``; ``None``: the one built from the lock."""
@@ -230,14 +181,19 @@ class _Clusters:
             return self.handles[digest]
         name = f"pytest-{backend}-{self.runtime.session}-{digest}"[:41].rstrip("-_")
         spec = resolve_spec(
-            overrides={"backend": backend, "name": name, "workers": workers, **overrides}, environ={}
+            spec_file(self.config),
+            overrides={"backend": backend, "name": name, "workers": workers, **overrides},
+            environ={},
         )
+        self._sweep_once()
+        sessions.mark_used(self.root)
         state_path = self.root / f"clusterkit-{digest}.json"
         with FileLock(str(self.root / f"clusterkit-{digest}.lock")):
             if state_path.exists():
                 state = json.loads(state_path.read_text())
                 state["users"] += 1
                 cluster = Cluster.from_name(name, runtime=self.runtime)
+                self.runtime.hold(name)  # it stays leased if the process that started it is killed
             else:
                 cluster = Cluster(spec=spec, runtime=self.runtime, timeout=180)
                 cluster.owned = False  # the state file's count decides; the last one out removes it
@@ -260,9 +216,11 @@ class _Clusters:
                 state["users"] -= 1
                 if state["users"] > 0:
                     state_path.write_text(json.dumps(state))
+                    self.runtime.release(handle.spec.name)  # the others renew its lease
                 else:
                     state_path.unlink(missing_ok=True)
                     if keep:
+                        self.runtime.keep(handle.spec.name)
                         print(f"\nclusterkit: kept {handle.spec.name} at {handle.scheduler_address}")
                     else:
                         self.runtime.down(handle.spec.name)

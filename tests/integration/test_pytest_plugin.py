@@ -156,10 +156,26 @@ def test_hangs(dask_cluster):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
     assert leftovers(docker_client, name), "SIGKILL leaves the containers behind"
-    swept = cli("gc")
-    assert swept.returncode == 0, swept.stderr
-    assert "removed" in swept.stdout
-    assert leftovers(docker_client, name) == []
+    said: list[str] = []
+
+    def swept() -> None:
+        # The killed session's lease (60 s by default) must lapse first; then the next sweep removes it.
+        result = cli("gc")
+        assert result.returncode == 0, result.stderr
+        said.append(result.stdout)
+        if leftovers(docker_client, name):
+            raise NotReady("the killed session's lease has not lapsed yet")
+
+    try:
+        wait_for(swept, what="gc to remove the killed session's cluster", timeout=90, interval=5)
+    finally:
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"clusterkit.cluster={name}"}
+        ):
+            container.remove(force=True)
+        for network in docker_client.networks.list(filters={"label": f"clusterkit.cluster={name}"}):
+            network.remove()
+    assert "removed" in said[-1]
 
 
 def test_xdist_workers_share_one_cluster(pytester, docker_client, tmp_path):
