@@ -248,6 +248,11 @@ def clusterkit_cluster(_clusterkit_clusters: _Clusters) -> Callable[..., Cluster
     """
 
     def make(backend: str = DEFAULT_BACKEND, workers: int | None = None, **spec: Any) -> ClusterHandle:
+        from clusterkit.extras import missing_extra
+
+        missing = missing_extra(backend)
+        if missing:  # the client side of the backend is not installed here
+            _unavailable(f"the {backend} fixtures need the backend's client: pip install '{missing}'")
         try:
             return _clusterkit_clusters.get(backend, workers, dict(spec))
         except (EngineUnavailable, ImageError) as e:

@@ -60,6 +60,11 @@ def _probe(python: Path, cwd: Path) -> dict:
     return json.loads(_run([str(python), "-c", PROBE], cwd).strip().splitlines()[-1])
 
 
+#: Host tools from the dev lock a user's venv gets beside clusterkit: uv (clusterkit locks a
+#: project's dependencies with it) and pytest with its own dependencies.
+TOOLS = ("uv", "pytest", "pluggy", "iniconfig")
+
+
 @pytest.fixture(scope="module")
 def wheelhouse(tmp_path_factory) -> list[str]:
     """``--find-links`` for every dependency: the union wheelhouse and uv's wheel (a host tool,
@@ -68,9 +73,10 @@ def wheelhouse(tmp_path_factory) -> list[str]:
     from clusterkit.images import wheelhouse as union_wheelhouse
 
     tools = tmp_path_factory.mktemp("tools")
-    uv = read_lock(wheelbuild.ROOT / "images" / "requirements-dev.lock")["uv"].version
+    dev = read_lock(wheelbuild.ROOT / "images" / "requirements-dev.lock")
+    pins = [f"{name}=={dev[name].version}" for name in TOOLS]
     pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
-    subprocess.run([*pip, "-d", str(tools), f"uv=={uv}"], check=True, capture_output=True)
+    subprocess.run([*pip, "-d", str(tools), *pins], check=True, capture_output=True)
     # the union wheelhouse is cached per lock hash: no download once make images ran
     return ["--find-links", str(union_wheelhouse() / "wheels"), "--find-links", str(tools)]
 
@@ -150,3 +156,21 @@ def test_every_extra_resolves_to_the_node_locks_versions(sdist_and_wheel, wheelh
         for name in extras.PINNED[backend]:
             assert chosen[name] == lock[name].version, (backend, name)
     assert {"cryptography", "paramiko"} <= set(chosen)
+
+
+def test_a_fixture_without_its_backends_extra_names_the_extra(sdist_and_wheel, wheelhouse, venv, tmp_path):
+    _, wheel = sdist_and_wheel
+    dev = read_lock(wheelbuild.ROOT / "images" / "requirements-dev.lock")
+    tools = [f"{name}=={dev[name].version}" for name in TOOLS[1:]]
+    _run(_pip(venv, "install", "-q", "--no-index", *wheelhouse, str(wheel), *tools), tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_it.py").write_text("def test_it(dask_cluster):\n    pass\n")
+    pytest_ = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]
+    env = {**_env(), "CLUSTERKIT_REQUIRE_DOCKER": "0"}
+    skipped = subprocess.run(pytest_, cwd=project, env=env, capture_output=True, text=True)
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
+    assert "pip install 'clusterkit[dask]'" in skipped.stdout
+    env["CLUSTERKIT_REQUIRE_DOCKER"] = "1"
+    failed = subprocess.run(pytest_, cwd=project, env=env, capture_output=True, text=True)
+    assert failed.returncode == 1 and "clusterkit[dask]" in failed.stdout, failed.stdout
