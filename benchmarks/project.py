@@ -39,8 +39,7 @@ name = "benchproj"
 version = "0.1"
 dependencies = ["{DEPENDENCY}"]
 """
-TEST = f"""import {DEPENDENCY}
-from benchproj import version
+TEST = f"""from benchproj import version
 
 def test_the_project_runs_on_the_workers(dask_cluster):
     client = dask_cluster.client

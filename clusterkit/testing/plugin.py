@@ -114,6 +114,10 @@ def spec_file(config: pytest.Config) -> str:
     return str(listed[0]) if listed else os.devnull
 
 
+#: The progress steps a fixture prints: what builds images, not every start-up step.
+_SHOWN = frozenset({"base", "wheelhouse", "build", "lock"})
+
+
 _FIXTURES = ("dask_cluster", "spark_cluster")
 
 
@@ -158,6 +162,17 @@ class _Clusters:
             if found:
                 self.config._clusterkit_swept = found  # type: ignore[attr-defined]
 
+    def say(self, event: Any) -> None:
+        """Image builds on the terminal as they happen (a first build takes minutes: never silent)."""
+        if getattr(event, "step", "") not in _SHOWN:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return  # an xdist worker: the controller's terminal is not ours
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"clusterkit: {event}")
+
     def image_for(self, backend: str) -> str | None:
         """The ini file's image for ``backend``; ``None``: the one built from the lock."""
         configured = self.config.getini(f"clusterkit_{backend}_image")
@@ -195,7 +210,7 @@ class _Clusters:
                 cluster = Cluster.from_name(name, runtime=self.runtime)
                 self.runtime.hold(name)  # it stays leased if the process that started it is killed
             else:
-                cluster = Cluster(spec=spec, runtime=self.runtime, timeout=180)
+                cluster = Cluster(spec=spec, runtime=self.runtime, timeout=180, progress=self.say)
                 cluster.owned = False  # the state file's count decides; the last one out removes it
                 state = {"name": name, "users": 1}
             state_path.write_text(json.dumps(state))

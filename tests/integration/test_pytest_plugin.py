@@ -133,7 +133,8 @@ def test_hangs(dask_cluster):
     threading.Event().wait(600)  # the run is killed here
 """,
     )
-    env = {**os.environ, "CK_RECORD_DIR": str(tmp_path / "rec")}
+    # A short lease (the default is 60 s): the sweep's rule is the same, the test waits less.
+    env = {**os.environ, "CK_RECORD_DIR": str(tmp_path / "rec"), "CLUSTERKIT_LEASE_SECONDS": "5"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
         cwd=pytester.path,
@@ -159,7 +160,7 @@ def test_hangs(dask_cluster):
     said: list[str] = []
 
     def swept() -> None:
-        # The killed session's lease (60 s by default) must lapse first; then the next sweep removes it.
+        # The killed session's lease must lapse first; then the next sweep removes it.
         result = cli("gc")
         assert result.returncode == 0, result.stderr
         said.append(result.stdout)

@@ -120,6 +120,8 @@ def test_a_users_project_passes_on_both_fixtures_and_computes_on_up(
     env = _user_env(venv, run_dir)
     out = _run([str(venv / "bin" / "pytest"), "-q", "-rs", "-p", "no:cacheprovider", "tests"], project, env)
     assert "2 passed" in out and "skipped" not in out, out
+    # the project's first run locks and builds where the user sees it, not silently
+    assert "clusterkit: locking 1 project dependencies" in out, out
     assert (project / "clusterkit.lock").is_file()
 
     name = f"userproj-{free_port()}"
