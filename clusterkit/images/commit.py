@@ -93,6 +93,20 @@ def commit_as(container: Any, ref: str, changes: list[str]) -> None:
     container.commit(repository=repo, tag=tag, changes=changes)
 
 
+def run_and_commit(
+    container: Any, log: transcript.Transcript, ref: str, changes: list[str], doing: str
+) -> None:
+    """Start a build container, write its output to the transcript, and commit it as ``ref`` if it
+    exits 0; else raise a ``BuildError`` saying ``doing`` failed, with the output's tail."""
+    container.start()
+    for chunk in container.logs(stream=True, follow=True):
+        log.write(chunk.decode(errors="replace"))
+    code = container.wait().get("StatusCode")
+    if code != 0:
+        raise log.error(f"{doing} failed (exit {code})")
+    commit_as(container, ref, changes)
+
+
 def install_env(
     engine: Any, log: transcript.Transcript, base: str, env: str, setup: Path, wheels: Path
 ) -> None:
@@ -124,13 +138,7 @@ def install_env(
             ],
         )
         log.write(f"$ sh {SETUP_DIR}/install-venv.sh  # in {name}, from {base}, network {NETWORK}")
-        container.start()
-        for chunk in container.logs(stream=True, follow=True):
-            log.write(chunk.decode(errors="replace"))
-        code = container.wait().get("StatusCode")
-        if code != 0:
-            raise log.error(f"installing the venv of {env} failed (exit {code})")
-        commit_as(container, env, [BASE_CMD])
+        run_and_commit(container, log, env, [BASE_CMD], f"installing the venv of {env}")
     except docker.errors.APIError as e:
         raise log.error(f"building {env} failed: {e.explanation or e}") from e
     finally:

@@ -17,9 +17,9 @@ from clusterkit.images.commit import (
     NETWORK,
     SETUP_DIR,
     WHEELS_DIR,
-    commit_as,
     container_name,
     remove_container,
+    run_and_commit,
 )
 
 #: pip of the node venv; ``--no-deps``: the lock names every package, the node's ones included.
@@ -79,13 +79,8 @@ def install_layer(
             ],
         )
         log.write(f"$ {' '.join(argv)}  # in {name}, from {node.id[:19]}, network {NETWORK}")
-        container.start()
-        for chunk in container.logs(stream=True, follow=True):
-            log.write(chunk.decode(errors="replace"))
-        code = container.wait().get("StatusCode")
-        if code != 0:
-            raise log.error(f"installing the project's dependencies into {ref} failed (exit {code})")
-        commit_as(container, ref, _restore(node.attrs["Config"], more_labels))
+        changes = _restore(node.attrs["Config"], more_labels)
+        run_and_commit(container, log, ref, changes, f"installing the project's dependencies into {ref}")
     except docker.errors.APIError as e:
         raise BuildError(f"building {ref} failed: {e.explanation or e}") from e
     finally:

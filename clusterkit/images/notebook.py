@@ -27,7 +27,7 @@ from clusterkit.errors import BuildError
 from clusterkit.images import paths, transcript
 from clusterkit.images.build import build_node_image, ensure_image, label_instruction
 from clusterkit.images.locks import lock_hash, lock_path, notebook_lock_path, read_lock
-from clusterkit.images.store import client, get_image, image_id, remove_if_dangling
+from clusterkit.images.store import client, get_image, image_id, prune_replaced, remove_if_dangling
 from clusterkit.images.tags import env_tag, notebook_files, notebook_tag
 from clusterkit.images.wheels import wheelhouse
 from clusterkit.progress import Progress, quiet
@@ -134,6 +134,7 @@ def _build(backend: str, node: str, *, progress: Progress, force: bool) -> str:
             nocache=force,
         )
     remove_if_dangling(engine, replaced)
+    prune_replaced(engine)  # and the build stage's image, which the legacy builder leaves untagged
     return ref
 
 
