@@ -66,9 +66,13 @@ def prepare(spec: ClusterSpec, progress: Progress = quiet) -> str:
             f"the notebook layer is built on the image made from the lock, and this spec names its own "
             f"image ({spec.image}); drop `image:` or `notebook:`"
         )
+    from clusterkit import images
     from clusterkit.images.notebook import ensure_notebook_image
 
-    return ensure_notebook_image(spec.backend, progress=progress)
+    # On the image the nodes run: the node image plus the project's dependencies, if it has any.
+    node = images.ensure_image(spec.backend, progress=progress)
+    base = images.with_project(node, spec.backend, spec.requirements, progress=progress)
+    return ensure_notebook_image(spec.backend, on=None if base == node else base, progress=progress)
 
 
 def start(

@@ -90,13 +90,16 @@ def build_notebook_image(backend: str, *, progress: Progress = quiet, force: boo
     return _build(backend, node, progress=progress, force=force)
 
 
-def _build(backend: str, node: str, *, progress: Progress, force: bool) -> str:
-    """Build the notebook layer on node image ``node`` (the current one, by its tag)."""
+def _build(backend: str, node: str, *, on: str | None = None, progress: Progress, force: bool) -> str:
+    """Build the notebook layer on ``on`` (default: node image ``node``, the current one, by its
+    tag; else an image made on it, such as the project's layer); ``node``'s venv stage gives the
+    packages JupyterLab adds."""
     engine = client()
     if get_image(engine, env_tag(node)) is None:  # the venv stage was pruned: make it again
         node = build_node_image(backend, progress=progress)
-    node_id = image_id(engine, node)
-    ref = notebook_tag(backend, node)
+    on = on or node
+    node_id = image_id(engine, on)
+    ref = notebook_tag(backend, on)
     house = wheelhouse(notebook_lock_path(backend), progress=progress)
     manifest = json.loads((house / "manifest.json").read_text())
     requirements, versions = notebook_requirements(backend, manifest)
@@ -106,7 +109,7 @@ def _build(backend: str, node: str, *, progress: Progress, force: bool) -> str:
         "clusterkit.notebook-lock-hash": lock_hash(notebook_lock_path(backend)),
         "clusterkit.versions": json.dumps(versions, separators=(",", ":")),
     }
-    doing = f"building {ref} (JupyterLab on {node})"
+    doing = f"building {ref} (JupyterLab on {on})"
     with (
         transcript.step(progress, "build", ref, doing) as log,
         tempfile.TemporaryDirectory(prefix=f"clusterkit-{backend}-notebook-") as tmp,
@@ -129,7 +132,7 @@ def _build(backend: str, node: str, *, progress: Progress, force: bool) -> str:
             ref,
             tag=ref,
             path=str(ctx),
-            buildargs={"ENV": env_tag(node), "NODE": node},
+            buildargs={"ENV": env_tag(node), "NODE": on},
             network_mode="none",
             nocache=force,
         )
@@ -138,17 +141,22 @@ def _build(backend: str, node: str, *, progress: Progress, force: bool) -> str:
     return ref
 
 
-def ensure_notebook_image(backend: str, *, progress: Progress = quiet) -> str:
-    """The current notebook image of ``backend``, building it (and the node image) if missing or stale."""
+def ensure_notebook_image(backend: str, *, on: str | None = None, progress: Progress = quiet) -> str:
+    """The current notebook image of ``backend``, building it (and the node image) if missing or stale.
+
+    ``on``: the image to put JupyterLab on when it is not the node image itself (the node
+    image plus the project's dependencies, :mod:`clusterkit.images.project`).
+    """
     from filelock import FileLock
 
     node = ensure_image(backend, progress=progress)
-    ref = notebook_tag(backend, node)
+    base = on or node
+    ref = notebook_tag(backend, base)
     engine = client()
 
     def current() -> bool:
         img = get_image(engine, ref)
-        return img is not None and (img.labels or {}).get(NODE_IMAGE) == image_id(engine, node)
+        return img is not None and (img.labels or {}).get(NODE_IMAGE) == image_id(engine, base)
 
     if current():
         return ref
@@ -157,4 +165,4 @@ def ensure_notebook_image(backend: str, *, progress: Progress = quiet) -> str:
     with FileLock(str(locks / f"{backend}-notebook.lock")):
         if current():
             return ref
-        return _build(backend, node, progress=progress, force=False)
+        return _build(backend, node, on=on, progress=progress, force=False)

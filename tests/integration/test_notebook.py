@@ -21,7 +21,10 @@ from tests.integration.conftest import leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+#: A dependency the folder's project declares (clusterkit's lock lacks it): the notebook has it too.
+DEPENDENCY = "humanize"
 CELLS = [
+    f"import {DEPENDENCY}\nprint('dependency', {DEPENDENCY}.__name__)",
     "from clusterkit import dask\nfrom helper import cube\nclient = dask.connect_to_scheduler()",
     "print('total', client.submit(sum, client.map(cube, range(10))).result())",
     "print('workers', len(client.scheduler_info()['workers']))\nprint('link', client.dashboard_link)",
@@ -62,13 +65,30 @@ def clusterkit(*args: str, cwd, timeout: float = 900):
     )
 
 
-def test_a_notebook_beside_the_cluster_computes_on_it(docker_client, cluster_names, tmp_path):
+@pytest.fixture
+def project_images(docker_client):
+    """The project layer and the notebook on it that the test builds, removed afterwards (children first)."""
+    before = {i.id for i in docker_client.images.list(filters={"label": "clusterkit.project-lock"})}
+    yield
+    made = [
+        i
+        for i in docker_client.images.list(filters={"label": "clusterkit.project-lock"})
+        if i.id not in before
+    ]
+    for image in sorted(made, key=lambda i: i.attrs["Created"], reverse=True):
+        docker_client.images.remove(image.id, force=True)
+
+
+def test_a_notebook_beside_the_cluster_computes_on_it(docker_client, cluster_names, tmp_path, project_images):
     name = "ck-notebook-it"
     cluster_names.append(name)
     tmp_path = tmp_path / "notebooks"  # pytest's own folder is root's 0700; the notebook runs as uid 1000
     tmp_path.mkdir()
     (tmp_path / "helper.py").write_text("def cube(x):\n    return x ** 3\n")
     (tmp_path / "compute.ipynb").write_text(notebook_file(CELLS))
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "notes"\nversion = "0.1"\ndependencies = ["{DEPENDENCY}"]\n'
+    )
     ports = [str(free_port()), str(free_port())]
     up = clusterkit(
         "up",
@@ -118,6 +138,7 @@ def test_a_notebook_beside_the_cluster_computes_on_it(docker_client, cluster_nam
     texts = [o.get("text", "") for cell in executed["cells"] for o in cell["outputs"]]
     printed = "".join("".join(t) if isinstance(t, list) else t for t in texts)  # nbformat: str or lines
     assert "total 2025" in printed and "workers 2" in printed
+    assert f"dependency {DEPENDENCY}" in printed  # the notebook is built on the project's layer
 
     # The dashboard link a notebook shows opens in a browser here; the Dask panes reach it from the server.
     link = next(line.split()[1] for line in printed.splitlines() if line.startswith("link "))
