@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from clusterkit import runtimes
+from clusterkit import status as status_mod
 from clusterkit.backends import get_backend
 from clusterkit.client_env import ClientPlace
 from clusterkit.errors import ClientStartError, ClusterExists, ClusterNotFound, InvalidValue
@@ -299,4 +300,13 @@ def drift(
         versions = backend.node_versions(connection)
     finally:
         backend.close(connection)
-    return drift_check.compare(versions, backend=backend.name, tolerance=tolerance), versions
+    project = _project_packages(versions)
+    versions["client"] = {**status_mod.package_versions(project), **versions.get("client", {})}
+    found = drift_check.compare(versions, backend=backend.name, tolerance=tolerance, project=project)
+    return found, versions
+
+
+def _project_packages(versions: dict[str, dict[str, str]]) -> list[str]:
+    """The packages the nodes report beyond clusterkit's own list: the project's dependencies."""
+    reported = {p for node, found in versions.items() if node != "client" for p in found}
+    return sorted(reported - set(status_mod.TRACKED_PACKAGES) - {"python", "lock", "java"})

@@ -23,6 +23,7 @@ The tolerance (``--tolerance`` or ``CLUSTERKIT_DRIFT_TOLERANCE``) shifts that li
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,16 +61,19 @@ def compare(
     backend: str,
     reference: str = "client",
     tolerance: str | None = None,
+    project: Iterable[str] = (),
 ) -> list[Difference]:
     """Every difference between ``versions[reference]`` and each other node, graded.
 
     ``backend``'s row in :mod:`clusterkit.facts` says which packages must agree
-    (``critical_packages``) and which its image lacks (``foreign_packages``, never compared).
+    (``critical_packages``) and which its image lacks (``foreign_packages``, never compared);
+    the ``project``'s own dependencies must agree too.
     """
     tolerance = tolerance_from_env(tolerance)
     expected = versions.get(reference, {})
     facts = FACTS.get(backend)
-    critical = facts.critical_packages if facts else ()
+    own = set(project)
+    critical = (*(facts.critical_packages if facts else ()), *own)
     skip = facts.foreign_packages if facts else ()
     found: list[Difference] = []
     for node, theirs in sorted(versions.items()):
@@ -83,6 +87,8 @@ def compare(
                 continue
             if package == "python":
                 severity = "error" if _minor(mine or "") != _minor(other or "") else "warning"
+            elif package in own and (mine is None or other is None):
+                continue  # the project's package not installed here: only its tasks need it
             elif package in critical:
                 severity = "error"
             elif mine is None or other is None:

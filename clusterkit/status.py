@@ -13,6 +13,7 @@ import platform
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,19 +70,28 @@ def _java_version() -> str | None:
     return match.group(1) if match else None
 
 
-def local_versions(java: bool = False) -> dict[str, str]:
-    """Python, tracked package versions and the lock hash of this interpreter.
-
-    Absent packages are omitted; ``java=True`` adds the JVM's version (Spark).
-    """
+def package_versions(names: Iterable[str]) -> dict[str, str]:
+    """``{name: version}`` of the installed ones among ``names``."""
     from importlib import metadata  # here: slow to import, and nodes start often
 
-    versions = {"python": platform.python_version()}
-    for name in TRACKED_PACKAGES:
+    versions = {}
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
+    return versions
+
+
+def local_versions(java: bool = False) -> dict[str, str]:
+    """Python, tracked package versions and the lock hash of this interpreter.
+
+    Absent packages are omitted; ``java=True`` adds the JVM's version (Spark). A node
+    built with a project's dependencies also reports the packages the project named
+    (``CLUSTERKIT_PROJECT_PACKAGES``, set by that image layer).
+    """
+    project = [n for n in os.environ.get("CLUSTERKIT_PROJECT_PACKAGES", "").split(",") if n]
+    versions = {"python": platform.python_version(), **package_versions([*TRACKED_PACKAGES, *project])}
     lock = _lock_hash()
     if lock:
         versions["lock"] = lock[:12]

@@ -26,9 +26,10 @@ from clusterkit.images.commit import (
 PIP = ["/opt/venv/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-index"]
 
 
-def _restore(config: dict[str, Any], more_labels: dict[str, str]) -> list[str]:
-    """``docker commit`` changes that give the new image the node image's settings back."""
+def _restore(config: dict[str, Any], more_labels: dict[str, str], env: dict[str, str]) -> list[str]:
+    """``docker commit`` changes that give the new image the node image's settings back, plus ``env``."""
     changes = [f"USER {config.get('User') or 'root'}"]
+    changes += [f"ENV {k}={v}" for k, v in sorted(env.items()) if v]
     if config.get("Entrypoint"):
         changes.append(f"ENTRYPOINT {json.dumps(config['Entrypoint'])}")
     if config.get("Cmd"):
@@ -45,6 +46,7 @@ def install_layer(
     lock: Path,
     wheels: Path,
     more_labels: dict[str, str],
+    env: dict[str, str],
 ) -> None:
     """Commit ``ref``: ``node`` (an image object) plus ``lock`` installed from ``wheels``."""
     import docker
@@ -79,7 +81,7 @@ def install_layer(
             ],
         )
         log.write(f"$ {' '.join(argv)}  # in {name}, from {node.id[:19]}, network {NETWORK}")
-        changes = _restore(node.attrs["Config"], more_labels)
+        changes = _restore(node.attrs["Config"], more_labels, env)
         run_and_commit(container, log, ref, changes, f"installing the project's dependencies into {ref}")
     except docker.errors.APIError as e:
         raise BuildError(f"building {ref} failed: {e.explanation or e}") from e

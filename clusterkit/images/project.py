@@ -42,6 +42,10 @@ HOST_ONLY = frozenset(
 )
 #: The first line of a lock this module wrote: the hash of what it was made from.
 _HEADER = "# clusterkit: project lock of {inputs}; regenerate with `clusterkit image lock --project`"
+#: Its second line: the packages the project named, which the nodes report to `clusterkit doctor`.
+_NAMED = "# clusterkit: the project names {names}"
+#: How a node learns those names: the project layer sets it (:func:`clusterkit.status.local_versions`).
+PACKAGES_ENV = "CLUSTERKIT_PROJECT_PACKAGES"
 _NAME_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 #: The node platform, as `make lock` compiles the node locks for it.
 UV_PLATFORM = "x86_64-manylinux_2_36"
@@ -117,8 +121,21 @@ def compile_lock(folder: Path, backend: str, wanted: list[str], *, progress: Pro
         log.write(done.stdout + done.stderr)
         if done.returncode != 0:
             raise ProjectLockError(_conflict(done.stderr, backend))
-    out.write_text(_HEADER.format(inputs=_inputs_hash(backend, wanted)) + "\n" + out.read_text())
+    names = ",".join(sorted({_name(r) for r in wanted}))
+    header = _HEADER.format(inputs=_inputs_hash(backend, wanted)) + "\n" + _NAMED.format(names=names)
+    out.write_text(header + "\n" + out.read_text())
     return out
+
+
+def named_in(lock: Path) -> list[str]:
+    """The packages the project named, from its lock's second line (``[]`` for an older lock)."""
+    lines = lock.read_text().splitlines()[:2]
+    prefix = _NAMED.format(names="")
+    return (
+        [n for n in lines[1][len(prefix) :].split(",") if n]
+        if len(lines) > 1 and lines[1].startswith(prefix)
+        else []
+    )
 
 
 def _conflict(stderr: str, backend: str) -> str:
@@ -200,5 +217,6 @@ def ensure_project_image(node_ref: str, backend: str, lock: Path, *, progress: P
             lock,
             wheels,
             {labels.PROJECT: labels.PROJECT_VALUE, "clusterkit.project-lock": str(lock)},
+            {PACKAGES_ENV: ",".join(named_in(lock))},
         )
     return ref

@@ -76,6 +76,10 @@ def drifted_image(docker_client, tmp_path):
         labels={"clusterkit.project": "clusterkit"},
     )
     yield tag
+    # The test's cluster may still run on it (this fixture ends before `cluster_names` cleans up):
+    # an image removed under a container is only untagged, and would stay behind dangling.
+    for container in docker_client.containers.list(all=True, filters={"ancestor": tag}):
+        container.remove(force=True)
     docker_client.images.remove(tag, force=True)
 
 

@@ -6,6 +6,8 @@ does). Locking asks the package index, as ``make lock`` does.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -20,13 +22,14 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 EXTRA = "humanize"
 
 
-def clusterkit(folder, *args, timeout=600):
+def clusterkit(folder, *args, timeout=600, env=None):
     return subprocess.run(
         [sys.executable, "-m", "clusterkit", *args],
         cwd=folder,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -53,7 +56,7 @@ def project_images(docker_client):
 
 
 def test_the_projects_dependency_is_on_every_node(
-    user_project, run_dir, cluster_names, project_images, docker_client
+    user_project, run_dir, cluster_names, project_images, docker_client, tmp_path
 ):
     assert EXTRA not in read_lock(lock_path("dask")), "the test needs a package the node lock lacks"
     name = f"projdeps-{free_port()}"
@@ -96,9 +99,31 @@ def test_the_projects_dependency_is_on_every_node(
             found = client.run(lambda: __import__(EXTRA).__version__)
         assert len(found) == 2 and len(set(found.values())) == 1
         assert next(iter(found.values())) in lock.read_text()
+        doctor_sees_the_projects_dependency(user_project, name, next(iter(found.values())), tmp_path)
     finally:
         down = clusterkit(user_project, "down", "--name", name)
         assert down.returncode == 0, down.stderr
+
+
+def doctor_sees_the_projects_dependency(folder, name, node_version, scratch):
+    """`doctor` compares the project's own dependency: absent here, it says nothing of it; at
+    another version here (an installed distribution's metadata on the path), it is an error."""
+    same = clusterkit(folder, "doctor", "--name", name, "--json")
+    assert same.returncode == 0, same.stdout + same.stderr
+    report = json.loads(same.stdout)
+    assert all(v.get(EXTRA) == node_version for n, v in report["versions"].items() if n != "client")
+    assert EXTRA not in {d["package"] for d in report["differences"]}
+    other = scratch / "elsewhere"
+    (other / f"{EXTRA}-0.1.dist-info").mkdir(parents=True)
+    (other / f"{EXTRA}-0.1.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {EXTRA}\nVersion: 0.1\n"
+    )
+    differs = clusterkit(folder, "doctor", "--name", name, "--json", env={"PYTHONPATH": str(other)})
+    assert differs.returncode == 1, differs.stdout + differs.stderr
+    found = [d for d in json.loads(differs.stdout)["differences"] if d["package"] == EXTRA]
+    assert found and {(d["expected"], d["found"], d["severity"]) for d in found} == {
+        ("0.1", node_version, "error")
+    }
 
 
 def test_the_lock_is_remade_only_when_the_declared_list_changes(user_project):
