@@ -17,6 +17,7 @@ import click
 from clusterkit import cluster
 from clusterkit.cli.client import run, shell
 from clusterkit.cli.image import image
+from clusterkit.cli.logs import logs
 from clusterkit.cli.options import name_option, runtime_option, spec_from, spec_options
 from clusterkit.cli.output import console as _console
 from clusterkit.cli.output import progress as _progress
@@ -175,17 +176,6 @@ def scale(workers: str, name: str | None, runtime: str | None, timeout: str) -> 
 
 
 @main.command()
-@click.argument("service", required=False)
-@name_option()
-@runtime_option()
-@click.option("-f", "--follow", is_flag=True)
-@click.option("--tail", default=100, show_default=True)
-def logs(service: str | None, name: str | None, runtime: str | None, follow: bool, tail: int) -> None:
-    """Show the logs of a cluster's nodes (or one SERVICE: scheduler, worker)."""
-    cluster.logs(name, service, runtime, follow=follow, tail=tail)
-
-
-@main.command()
 @spec_options
 @click.option(
     "--format",
@@ -287,5 +277,6 @@ def probe(args: tuple[str, ...]) -> None:
 
 # The subcommand modules define their commands on their own (they never import this module).
 main.add_command(image)
+main.add_command(logs)
 main.add_command(run)
 main.add_command(shell)
