@@ -67,12 +67,15 @@ def prepare(spec: ClusterSpec, progress: Progress = quiet) -> str:
             f"image ({spec.image}); drop `image:` or `notebook:`"
         )
     from clusterkit import images
+    from clusterkit.images.client import ensure_client_image
     from clusterkit.images.notebook import ensure_notebook_image
 
-    # On the image the nodes run: the node image plus the project's dependencies, if it has any.
+    # On the image the nodes run (the node image plus the project's dependencies, if it has
+    # any) and the client layer on it, as `clusterkit run` and `shell` have.
     node = images.ensure_image(spec.backend, progress=progress)
     base = images.with_project(node, spec.backend, spec.requirements, progress=progress)
-    return ensure_notebook_image(spec.backend, on=None if base == node else base, progress=progress)
+    on = ensure_client_image(spec.backend, base, progress=progress)
+    return ensure_notebook_image(spec.backend, on=on, progress=progress)
 
 
 def start(

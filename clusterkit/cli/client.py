@@ -15,6 +15,7 @@ import click
 
 from clusterkit import cluster
 from clusterkit.cli.options import env_pairs, name_option, runtime_option
+from clusterkit.cli.output import progress
 
 
 @click.command(
@@ -55,7 +56,9 @@ def run(
 
     variables = env_pairs(env)  # bad input fails before any lookup
     place = cluster.client_place(name, runtime)
-    sys.exit(jobs.run(place, command, output=output, env=variables, interactive=interactive))
+    sys.exit(
+        jobs.run(place, command, output=output, env=variables, interactive=interactive, progress=progress)
+    )
 
 
 @click.command(short_help="An interactive Python with a ready client, in the cluster's image.")
@@ -70,4 +73,4 @@ def shell(name: str | None, runtime: str | None) -> None:
     """
     from clusterkit import jobs
 
-    sys.exit(jobs.shell(cluster.client_place(name, runtime)))
+    sys.exit(jobs.shell(cluster.client_place(name, runtime), progress=progress))

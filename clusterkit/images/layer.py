@@ -47,8 +47,15 @@ def install_layer(
     wheels: Path,
     more_labels: dict[str, str],
     env: dict[str, str],
+    *,
+    argv: list[str] | None = None,
+    doing: str = "installing the project's dependencies",
 ) -> None:
-    """Commit ``ref``: ``node`` (an image object) plus ``lock`` installed from ``wheels``."""
+    """Commit ``ref``: ``node`` (an image object) plus ``lock`` installed from ``wheels``.
+
+    ``argv``: the command that installs it (default: pip with the lock's hashes), run as root
+    with the lock's folder at ``SETUP_DIR`` and the wheels at ``WHEELS_DIR``.
+    """
     import docker
     from docker.types import Mount
 
@@ -56,7 +63,7 @@ def install_layer(
 
     name = container_name(ref)
     remove_container(engine, name)  # left by a build that was killed
-    argv = [
+    argv = argv or [
         *PIP,
         "--require-hashes",
         "--no-deps",
@@ -82,7 +89,7 @@ def install_layer(
         )
         log.write(f"$ {' '.join(argv)}  # in {name}, from {node.id[:19]}, network {NETWORK}")
         changes = _restore(node.attrs["Config"], more_labels, env)
-        run_and_commit(container, log, ref, changes, f"installing the project's dependencies into {ref}")
+        run_and_commit(container, log, ref, changes, f"{doing} into {ref}")
     except docker.errors.APIError as e:
         raise BuildError(f"building {ref} failed: {e.explanation or e}") from e
     finally:

@@ -102,6 +102,11 @@ def notebook_lock_path(backend: str) -> Path:
     return images_dir() / f"{backend}-notebook.lock"
 
 
+def client_lock_path() -> Path:
+    """The lock of the client layer (``images/client.in``): the host command line's packages."""
+    return images_dir() / "client.lock"
+
+
 def lock_hash(path: str | Path | None = None) -> str:
     """sha256 hex of the union lock: the one number saying 'same environment'."""
     p = Path(path) if path else lock_path()
@@ -162,6 +167,8 @@ def compile_locks(*, union: bool = False) -> list[Path]:
         jobs.append(
             (["-c", UNION_LOCK, f"{b}-notebook.in", "-o", f"{b}-notebook.lock"], d / f"{b}-notebook.lock")
         )
+    # The client layer likewise: a subset of the union lock (the host has every package of it).
+    jobs.append((["-c", UNION_LOCK, "client.in", "-o", "client.lock"], d / "client.lock"))
     out = []
     for args, target in jobs:
         r = subprocess.run(_uv() + common + args, cwd=d, capture_output=True, text=True)
@@ -173,6 +180,9 @@ def compile_locks(*, union: bool = False) -> list[Path]:
         probs = subset_problems(read_lock(d / f"{b}.lock"), u)
         if probs:
             raise BuildError(f"{b}.lock is not a subset of {UNION_LOCK}: {'; '.join(probs)}")
+    probs = subset_problems(read_lock(d / "client.lock"), u)
+    if probs:
+        raise BuildError(f"client.lock is not a subset of {UNION_LOCK}: {'; '.join(probs)}")
     for b in notebooks:
         shared = {n: p for n, p in read_lock(d / f"{b}-notebook.lock").items() if n in u}
         probs = subset_problems(shared, u)

@@ -8,7 +8,8 @@ at a :class:`~clusterkit.client_env.ClientPlace` (which cluster, image and
 network: the front door's :func:`clusterkit.cluster.client_place` asks the
 runtime for it; this package never looks a cluster up by name):
 
-* the image is the cluster's own (by ID), the network the cluster's;
+* the image is the cluster's own (by ID) plus the client layer (the command line, the
+  Docker SDK, IPython: :mod:`clusterkit.images.client`), the network the cluster's;
 * the current folder is mounted read-only at ``/work`` (the working
   directory), an ``output`` folder read-write; the container runs as the
   caller's uid and gid (root too, which reads its own 0700 home), with every
@@ -28,6 +29,7 @@ What a client container is (user, mounts, options) is in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import sys
@@ -49,6 +51,7 @@ from clusterkit.jobs.container import (
     container_options,
     credential_mounts,
 )
+from clusterkit.progress import Progress, quiet
 
 __all__ = [
     "GRACE",
@@ -61,6 +64,7 @@ __all__ = [
     "caller_groups",
     "caller_user",
     "check_readable",
+    "client_layer",
     "client_user",
     "container_options",
     "credential_mounts",
@@ -83,6 +87,7 @@ def run(
     env: Mapping[str, str] | None = None,
     interactive: bool = False,
     role: str = JOB,
+    progress: Progress = quiet,
 ) -> int:
     """Run ``argv`` in a client container at ``place``; returns its exit code.
 
@@ -94,6 +99,7 @@ def run(
             ``/work`` when inside ``folder``, else at ``/out``; ``$CLUSTERKIT_OUTPUT`` names it.
         env: more variables (they win over the cluster's).
         interactive: pass stdin (and a terminal, if this is one), as ``shell`` does.
+        progress: where the client layer's build (the first time, per node image) reports.
 
     Raises:
         ClientStartError: the container could not be created or started.
@@ -113,6 +119,7 @@ def run(
         variables.setdefault(OUTPUT_ENV, target)
     if place.secured:
         mounts += credential_mounts(place, user)
+    place = client_layer(place, progress)
     tty = interactive and sys.stdin.isatty() and sys.stdout.isatty()
     options = container_options(
         place,
@@ -129,12 +136,23 @@ def run(
     return run_container(options, interactive=interactive)
 
 
-def shell(place: ClientPlace, *, folder: str | None = None) -> int:
-    """An interactive Python (IPython if the image has it) with the backend's ready client objects.
+def shell(place: ClientPlace, *, folder: str | None = None, progress: Progress = quiet) -> int:
+    """An interactive Python (IPython) with the backend's ready client objects.
 
     Piped input runs as a script: ``echo 'print(client)' | clusterkit shell``.
     """
-    return run(place, ["python", "-m", "clusterkit.shell"], folder=folder, interactive=True, role=SHELL)
+    argv = ["python", "-m", "clusterkit.shell"]
+    return run(place, argv, folder=folder, interactive=True, role=SHELL, progress=progress)
+
+
+def client_layer(place: ClientPlace, progress: Progress = quiet) -> ClientPlace:
+    """``place`` with the client layer on the cluster's image: the nodes' environment plus
+    the command line, the Docker SDK and IPython (:mod:`clusterkit.images.client`)."""
+    from clusterkit.images.client import ensure_client_image
+
+    return dataclasses.replace(
+        place, image=ensure_client_image(place.backend, place.image, progress=progress)
+    )
 
 
 # -- the output folder -------------------------------------------------------------------------

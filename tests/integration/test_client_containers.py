@@ -464,3 +464,48 @@ def test_shell_has_a_ready_spark_session(spark_spec, docker_client, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "10"
     assert client_containers(docker_client, spark_spec.name) == []
+
+
+# -- the client layer -------------------------------------------------------------------------------
+
+#: The host command line's packages: never on a node, always in a client container.
+CLI_MODULES = ("docker", "testcontainers", "rich", "paramiko", "IPython", "cryptography")
+FIND = "import importlib.util as u, sys; print(' '.join(m for m in sys.argv[1:] if u.find_spec(m)))"
+FREEZE = "import importlib.metadata as m; print('\\n'.join(sorted(f'{d.metadata[\"Name\"].lower()}=={d.version}' for d in m.distributions())))"
+
+
+def in_image(docker_client, image: str, *argv: str) -> str:
+    """``argv`` in a throw-away container of ``image`` (no network); its output."""
+    out = docker_client.containers.run(image, list(argv), entrypoint=[], network_mode="none", remove=True)
+    return out.decode().strip()
+
+
+@pytest.mark.parametrize("backend", ["dask", pytest.param("spark", marks=pytest.mark.spark)])
+def test_nodes_carry_no_command_line_and_the_client_layer_adds_it_without_changing_theirs(
+    backend, docker_client
+):
+    from clusterkit import images
+    from clusterkit.images.client import ensure_client_image
+
+    node = images.ensure_image(backend)
+    assert in_image(docker_client, node, "python", "-c", FIND, *CLI_MODULES) == ""
+    # What a node runs imports without them.
+    assert "usage: clusterkit node" in in_image(
+        docker_client, node, "python", "-m", "clusterkit.node", "--help"
+    )
+    client = ensure_client_image(backend, node)
+    assert ensure_client_image(backend, node) == client  # built once per node image
+    assert in_image(docker_client, client, "python", "-c", FIND, *CLI_MODULES).split() == list(CLI_MODULES)
+    assert in_image(docker_client, client, "clusterkit", "--version").startswith("clusterkit")
+    node_has = dict(
+        line.split("==") for line in in_image(docker_client, node, "python", "-c", FREEZE).split()
+    )
+    client_has = dict(
+        line.split("==") for line in in_image(docker_client, client, "python", "-c", FREEZE).split()
+    )
+    assert {n: client_has.get(n) for n in node_has} == node_has  # every node package, same version
+    labels = docker_client.images.get(client).labels
+    assert (
+        labels["clusterkit.project"] == "clusterkit" and labels["clusterkit.backend"] == f"{backend}-client"
+    )
+    assert labels["clusterkit.node-image"] == docker_client.images.get(node).id

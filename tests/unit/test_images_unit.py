@@ -78,9 +78,15 @@ def test_repo_node_locks_are_pinned_subsets_of_the_union_lock():
     for backend in images.BACKENDS:
         sub = images.read_lock(REPO_IMAGES / f"{backend}.lock")
         assert images.subset_problems(sub, union) == [], backend
-        # the client's runtime deps are in every node, so `pip check` passes there
-        for dep in ("docker", "pyyaml", "tenacity", "click", "rich", "filelock", "psutil"):
+        # what `python -m clusterkit.node` and `.probe` import is on every node; the command line's is not
+        for dep in ("pyyaml", "tenacity", "filelock", "psutil"):
             assert dep in sub, (backend, dep)
+        for dep in ("docker", "testcontainers", "rich", "paramiko", "cryptography", "ipython"):
+            assert dep not in sub, (backend, dep)
+    client = images.read_lock(REPO_IMAGES / "client.lock")
+    assert images.subset_problems(client, union) == []
+    for dep in ("docker", "testcontainers", "click", "rich", "paramiko", "cryptography", "ipython"):
+        assert dep in client, dep
     dask = images.read_lock(REPO_IMAGES / "dask.lock")
     spark = images.read_lock(REPO_IMAGES / "spark.lock")
     assert "pyspark" not in dask and "distributed" in dask
