@@ -2,7 +2,7 @@
 
 >>> from clusterkit import Cluster
 >>> with Cluster(workers=2) as cluster:  # doctest: +SKIP  (the default backend: Dask)
-...     print(cluster.status())
+...     print(cluster.report())
 
 ``clusterkit.dask`` and ``clusterkit.spark`` hold the seed API
 (``start_scheduler``, ``start_worker``, ``connect_to_scheduler``,

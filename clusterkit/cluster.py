@@ -6,24 +6,25 @@ cluster X" and "what does a client connect to" are decided in one place.
 
     >>> from clusterkit import Cluster
     >>> with Cluster(workers=2) as cluster:  # doctest: +SKIP
-    ...     print(cluster.status())
+    ...     print(cluster.report())
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
+import os
 from typing import Any
 
-from clusterkit import runtimes
+from clusterkit import listing, runtimes
 from clusterkit import status as status_mod
 from clusterkit.backends import get_backend
 from clusterkit.client_env import ClientPlace
 from clusterkit.errors import ClientStartError, ClusterExists, ClusterNotFound, InvalidValue
 from clusterkit.facts import BACKENDS
+from clusterkit.log import get_logger
 from clusterkit.progress import Progress, quiet
 from clusterkit.runtimes.base import Runtime
-from clusterkit.spec import ClusterSpec, parse_count
+from clusterkit.spec import ClusterSpec, find_spec_file, parse_count, resolve_spec
 from clusterkit.status import ClusterStatus
 
 
@@ -33,7 +34,7 @@ def default_runtime_name() -> str:
 
     if engine_available():
         return "compose"
-    print("clusterkit: no Docker engine answers; running the cluster as local processes", file=sys.stderr)
+    get_logger(__name__).warning("no Docker engine answers; running the cluster as local processes")
     return "local"
 
 
@@ -130,18 +131,51 @@ def check_timeout(timeout: Any) -> float:
 
 
 def _runtimes(runtime: str | Runtime | None) -> list[Runtime]:
-    return (
-        [runtimes.get_runtime(runtime)] if runtime else [runtimes.get_runtime(n) for n in runtimes.RUNTIMES]
-    )
+    return listing.runtimes_of(runtime)
+
+
+#: The variable that names the cluster a command means when no ``--name`` is given.
+NAME_ENV = "CLUSTERKIT_NAME"
+
+
+def resolve_name(name: str | None) -> tuple[str | None, str]:
+    """The cluster a command means, and where that name came from (``""``: given, or none found).
+
+    In this order: ``name`` (``--name``); ``$CLUSTERKIT_NAME``; inside a client
+    container (``clusterkit run``, ``shell``, the notebook) its own cluster;
+    the name ``clusterkit up`` gives a cluster here, from the nearest
+    ``clusterkit.yaml`` (this folder or one above it, as Compose finds its
+    file); else ``None``: the only running cluster (:func:`find`). A name
+    that no cluster could have is refused (``InvalidValue``, exit 2).
+    """
+    from clusterkit.client_env import CLUSTER
+
+    source = ""
+    if not name and os.environ.get(NAME_ENV):
+        name, source = os.environ[NAME_ENV], f"from ${NAME_ENV}"
+    elif not name and os.environ.get(CLUSTER):
+        name = os.environ[CLUSTER]
+    elif not name:
+        path = find_spec_file()
+        if path is None:
+            return None, ""
+        name, source = resolve_spec(path).name, f"the name {str(path)!r} gives"
+    ClusterSpec(name=name)  # validates the name as `up` does
+    return name, source
+
+
+def _matches(name: str | None, runtime: str | Runtime | None) -> list[tuple[Runtime, str]]:
+    return [(rt, c) for rt, c in listing.running(runtime) if name in (None, c)]
 
 
 def find(name: str | None, runtime: str | Runtime | None = None) -> tuple[Runtime, str]:
-    """The runtime holding cluster ``name`` (or the only running cluster if ``None``)."""
-    found = [(rt, c) for rt in _runtimes(runtime) for c in rt.clusters() if name in (None, c)]
+    """The runtime holding cluster ``name`` (resolved by :func:`resolve_name`; else the only one running)."""
+    name, source = resolve_name(name)
+    found = _matches(name, runtime)
     if not found:
-        which = f"named {name!r}" if name else "at all"
+        which = f"named {name!r}" + (f" ({source}; --name chooses another)" if source else "")
         raise ClusterNotFound(
-            f"no running cluster {which}; start one with `clusterkit up`"
+            f"no running cluster {which if name else 'at all'}; start one with `clusterkit up`"
             + (f" --name {name}" if name else "")
         )
     if len(found) > 1:
@@ -159,17 +193,59 @@ def status(name: str | None = None, runtime: str | None = None, *, repair: bool 
     return _with_notebook(rt, found, rt.status(found, repair=repair))
 
 
-def down(name: str | None = None, runtime: str | None = None, *, volumes: bool = False) -> str:
-    """Remove a cluster; returns its name."""
+def down(
+    name: str | None = None, runtime: str | None = None, *, volumes: bool = False, missing_ok: bool = False
+) -> str | None:
+    """Remove a cluster; returns its name.
+
+    ``missing_ok``: no cluster of that name (or none at all, with no name) is
+    ``None``, not ``ClusterNotFound``; several running with no name still is one.
+    """
+    removed = remove(name, runtime, volumes=volumes, missing_ok=missing_ok)
+    return removed["name"] if removed else None
+
+
+def remove(
+    name: str | None = None, runtime: str | None = None, *, volumes: bool = False, missing_ok: bool = False
+) -> dict[str, str] | None:
+    """:func:`down`, returning ``{"name", "runtime"}`` of what went (``down --json``)."""
+    name, _ = resolve_name(name)
     if name is not None:
         # A half-started cluster has no scheduler to be found by; `down` removes it all the same.
         for rt in _runtimes(runtime):
             if rt.exists(name) and name not in rt.clusters():
                 rt.down(name, volumes=volumes)
-                return name
-    rt, found = find(name, runtime)
-    rt.down(found, volumes=volumes)
-    return found
+                return {"name": name, "runtime": rt.name}
+    found = _matches(name, runtime)
+    if missing_ok and not found:
+        return None
+    rt, which = found[0] if len(found) == 1 else find(name, runtime)  # find says what is wrong
+    rt.down(which, volumes=volumes)
+    return {"name": which, "runtime": rt.name}
+
+
+def down_all(
+    runtime: str | None = None, *, volumes: bool = False
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Remove every running cluster (what ``clusterkit ls`` lists) but those a live owner holds.
+
+    Returns what was removed and what was kept, as ``{"name", "runtime"}``: a
+    cluster a live test session or Python ``Cluster`` holds
+    (:func:`listing.held_by_live_owner`) stays; ``down --name`` removes it anyway.
+    """
+    removed: list[dict[str, str]] = []
+    kept: list[dict[str, str]] = []
+    for rt, name in listing.running(runtime):
+        which = {"name": name, "runtime": rt.name}
+        if listing.held_by_live_owner(rt, name):
+            kept.append(which)
+            continue
+        try:
+            rt.down(name, volumes=volumes)
+        except ClusterNotFound:
+            continue  # gone meanwhile
+        removed.append(which)
+    return removed, kept
 
 
 def scale(
@@ -184,13 +260,27 @@ def scale(
 
 
 def logs(
-    name: str | None = None, service: str | None = None, runtime: str | None = None, **options: Any
-) -> None:
-    """Print a cluster's logs (``follow``, ``tail`` as keywords); ``service``: scheduler or worker."""
+    name: str | None = None,
+    service: str | None = None,
+    runtime: str | None = None,
+    *,
+    to: str | None = None,
+    **options: Any,
+) -> list[str]:
+    """Print a cluster's logs (``follow``, ``tail``, ``since``, ``timestamps`` as keywords); ``service``:
+    scheduler or worker. ``to``: write one file per node into that folder instead; returns their paths."""
     if service is not None and service not in SERVICES:
         raise InvalidValue(f"service: {service!r} is not valid; expected one of {', '.join(SERVICES)}")
+    from clusterkit.runtimes import nodelogs
+
+    options["since"] = nodelogs.parse_since(options.get("since"))  # bad input fails before any lookup
     rt, found = find(name, runtime)
-    rt.logs(found, service, **options)
+    if to is None:
+        rt.logs(found, service, **options)
+        return []
+    options.pop("follow", None)
+    chosen = {k: v for k, v in rt.node_logs(found, **options).items() if nodelogs.wanted(k, service)}
+    return [str(p) for p in nodelogs.write(chosen, to)]
 
 
 #: What ``logs SERVICE`` accepts.
@@ -209,7 +299,7 @@ def render(spec: ClusterSpec, fmt: str = "compose") -> str:
     return render_text(spec, spec.image or images.image_tag(spec.backend), fmt)
 
 
-def gc(everything: bool = False) -> list[str]:
+def gc(everything: bool = False, *, dry_run: bool = False) -> list[str]:
     """Remove the clusters whose owner died before it was done with them; returns what went.
 
     An owner is the process that ran ``up`` (until the cluster was ready) or
@@ -219,56 +309,19 @@ def gc(everything: bool = False) -> list[str]:
     its lease on the engine (:mod:`clusterkit.runtimes.leases`), not a PID:
     a session in another PID namespace is never taken for dead. A finished
     ``clusterkit up``'s cluster is never removed, nor one this machine has no
-    record of. ``everything`` also removes live test sessions' clusters.
+    record of. ``everything`` also removes live test sessions' clusters;
+    ``dry_run`` removes nothing and says what would go.
     """
-    from clusterkit import labels, records
-    from clusterkit.engine import docker_client
-    from clusterkit.errors import EngineUnavailable
-    from clusterkit.runtimes import leases
-    from clusterkit.runtimes.local import LocalRuntime
+    return [f"cluster {c['name']} ({c['runtime']})" for c in sweep(everything, dry_run=dry_run)]
 
-    removed: list[str] = []
-    owners: dict[tuple[str, str], dict[str, str]] = {}
-    newest: dict[tuple[str, str], float] = {}
-    client: Any = None
-    try:
-        client = docker_client()
-        wanted = {"label": [f"{labels.PROJECT}={labels.PROJECT_VALUE}", labels.SESSION_PID]}
-        for resource in [
-            *client.containers.list(all=True, filters=wanted, ignore_removed=True),
-            *client.networks.list(filters=wanted),
-        ]:
-            found = getattr(resource, "labels", None) or resource.attrs.get("Labels") or {}
-            key = (found.get(labels.RUNTIME, ""), found.get(labels.CLUSTER, ""))
-            owners.setdefault(key, dict(found))
-            created = leases.engine_time(resource.attrs.get("Created") or "1970-01-01T00:00:00Z")
-            newest[key] = max(newest.get(key, 0.0), created)
-    except EngineUnavailable:
-        pass
-    now = leases.engine_now(client) if owners else 0.0
-    for (runtime_name, name), found in sorted(owners.items()):
-        if runtime_name not in runtimes.RUNTIMES or not name:
-            continue
-        leased = found.get(leases.LEASE) == "1"
-        dead = leases.expired(client, name, newest[(runtime_name, name)], now) if leased else None
-        dead = records.orphaned(name, found) if dead is None else dead
-        if (everything and runtime_name == "testcontainers") or dead:
+
+def sweep(everything: bool = False, *, dry_run: bool = False) -> list[dict[str, str]]:
+    """:func:`gc`, as ``{"name", "runtime"}`` items (``gc --json``)."""
+    found = listing.abandoned(everything)
+    if not dry_run:
+        for runtime_name, name in found:
             runtimes.get_runtime(runtime_name).remove_all(name)
-            removed.append(f"cluster {name} ({runtime_name})")
-    local = LocalRuntime()
-    if local.root.is_dir():
-        for state in sorted(local.root.glob("*/state.json")):
-            name = state.parent.name
-            owner = records.load(name).get("owner") or {}
-            if not owner.get("pid"):
-                continue  # no record of who started it: `clusterkit down` removes it
-            found = {labels.SESSION_PID: str(owner["pid"])}
-            if owner.get("started"):
-                found[records.OWNER_STARTED] = f"{owner['started']:.3f}"
-            if records.orphaned(name, found):
-                local.remove_all(name)
-                removed.append(f"cluster {name} (local)")
-    return removed
+    return [{"name": name, "runtime": runtime_name} for runtime_name, name in found]
 
 
 def connect(name: str | None = None, runtime: str | None = None, timeout: float = 60) -> Any:

@@ -6,18 +6,26 @@ clusterkit grades each difference instead:
 - **error** (``VersionMismatch``): another Python minor version, or another
   version of a package that moves data or code between nodes (the backend's
   ``critical_packages`` in :mod:`clusterkit.facts`: its own and cloudpickle),
-  or such a package missing on a node;
-- **warning**: another Python micro version (3.11.7 on the host, 3.11.2 in
-  Debian's image), another version of any other tracked package, another lock hash.
+  or such a package missing on a node, or another version of one of the
+  project's own dependencies: what can break a computation;
+- **warning**: another version of any other tracked package, another lock hash;
+- **info**: another Python micro version (3.11.7 on the host, 3.11.2 in
+  Debian's image): pickles and bytecode do not change within a minor version.
+
+Connecting (``Client(cluster)``, a ``Cluster`` object) warns only about the
+errors (:func:`summarize`); ``clusterkit doctor`` and ``status`` show every grade.
 
 The tolerance (``--tolerance`` or ``CLUSTERKIT_DRIFT_TOLERANCE``) shifts that line:
-``strict`` makes every warning an error; ``default`` is the grading above;
+``strict`` makes every difference an error; ``default`` is the grading above;
 ``lenient`` reports only the errors.
 
     >>> from clusterkit.facts import DEFAULT_BACKEND
     >>> found = compare({"client": {"python": "3.11.7"}, "w1": {"python": "3.12.1"}}, backend=DEFAULT_BACKEND)
     >>> [(d.node, d.package, d.severity) for d in found]
     [('w1', 'python', 'error')]
+    >>> found = compare({"client": {"python": "3.11.7"}, "w1": {"python": "3.11.2"}}, backend=DEFAULT_BACKEND)
+    >>> [(d.node, d.package, d.severity) for d in found], summarize(found)
+    ([('w1', 'python', 'info')], '')
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from clusterkit.errors import InvalidValue, VersionMismatch
 from clusterkit.facts import FACTS
 
 TOLERANCES = ("strict", "default", "lenient")
+#: The grades, the most serious first.
+SEVERITIES = ("error", "warning", "info")
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class Difference:
     package: str
     expected: str | None
     found: str | None
-    severity: str  # "error" or "warning"
+    severity: str  # "error", "warning" or "info" (SEVERITIES)
 
 
 def tolerance_from_env(value: str | None = None) -> str:
@@ -86,7 +96,7 @@ def compare(
             if mine == other:
                 continue
             if package == "python":
-                severity = "error" if _minor(mine or "") != _minor(other or "") else "warning"
+                severity = "error" if _minor(mine or "") != _minor(other or "") else "info"
             elif package in own and (mine is None or other is None):
                 continue  # the project's package not installed here: only its tasks need it
             elif package in critical:
@@ -97,23 +107,43 @@ def compare(
                 severity = "warning"
             if tolerance == "strict":
                 severity = "error"
-            if tolerance == "lenient" and severity == "warning":
+            if tolerance == "lenient" and severity != "error":
                 continue
             found.append(Difference(node, package, mine, other, severity))
     return found
+
+
+def project_packages(versions: dict[str, dict[str, str]], known: Iterable[str]) -> list[str]:
+    """The packages the nodes report beyond the ``known`` (tracked) ones: the project's dependencies,
+    which a node built with a project's image lists (``CLUSTERKIT_PROJECT_PACKAGES``).
+
+    >>> project_packages({"client": {"a": "1"}, "w1": {"numpy": "2", "mylib": "2", "python": "3.11.7"}}, ["numpy"])
+    ['mylib']
+    """
+    reported = {p for node, found in versions.items() if node != "client" for p in found}
+    return sorted(reported - set(known) - {"python", "lock", "java"})
 
 
 class DriftWarning(UserWarning):
     """The client and the cluster differ (shown once per client, instead of distributed's table)."""
 
 
-def summarize(differences: list[Difference]) -> str:
-    """One line for people: each package that differs, on which nodes, how serious; ``""`` if none.
+def breaking(differences: list[Difference]) -> list[Difference]:
+    """The differences that can break a computation: those a connection warns about (the errors)."""
+    return errors(differences)
 
-    >>> summarize([Difference("scheduler", "python", "3.11.7", "3.11.2", "warning"),
-    ...            Difference("tcp://10.0.0.3:4000", "python", "3.11.7", "3.11.2", "warning")])
-    'clusterkit: version drift between this client and the cluster: python 3.11.2 on the scheduler and 1 worker (client 3.11.7, warning); `clusterkit doctor` shows every difference'
+
+def summarize(differences: list[Difference]) -> str:
+    """The note a connection shows: one line naming each difference that can break a computation
+    (:func:`breaking`), on which nodes; ``""`` if there is none (a Python micro version, another
+    numpy: ``clusterkit doctor`` shows them).
+
+    >>> summarize([Difference("scheduler", "python", "3.11.7", "3.12.1", "error"),
+    ...            Difference("tcp://10.0.0.3:4000", "python", "3.11.7", "3.12.1", "error"),
+    ...            Difference("scheduler", "numpy", "2.4.6", "2.4.5", "warning")])
+    'clusterkit: version drift between this client and the cluster: python 3.12.1 on the scheduler and 1 worker (client 3.11.7, error); `clusterkit doctor` shows every difference'
     """
+    differences = breaking(differences)
     if not differences:
         return ""
     grouped: dict[tuple[str, str | None, str | None, str], list[str]] = {}
@@ -166,7 +196,7 @@ def render(differences: list[Difference], console: Any = None) -> None:
     for column in ("node", "package", "client", "node has", "severity"):
         table.add_column(column)
     for d in differences:
-        colour = "red" if d.severity == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(d.severity, "blue")
         table.add_row(
             d.node, d.package, d.expected or "-", d.found or "(missing)", f"[{colour}]{d.severity}[/{colour}]"
         )

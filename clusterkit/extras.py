@@ -33,7 +33,7 @@ _DATA = ("pandas", "numpy", "pyarrow")
 #: Per backend extra: the packages that must match across client and nodes, pinned to the node lock
 #: (the drift check's critical packages first, ``clusterkit.facts``).
 PINNED: dict[str, tuple[str, ...]] = {
-    DASK.name: (*DASK.critical_packages, "msgpack", "tornado", "toolz", *_DATA),
+    DASK.name: (*DASK.critical_packages, "tornado", "toolz", *_DATA),  # msgpack is critical
     SPARK.name: (*SPARK.critical_packages, *_DATA),
 }
 

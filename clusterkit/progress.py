@@ -14,6 +14,7 @@ without reaching into private methods.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class Event:
     message: str
     #: ``time.monotonic()`` when the event was made.
     at: float = field(default_factory=time.monotonic)
+    #: The step ended (``built X in 12.3s``) rather than began.
+    ended: bool = False
 
     def __str__(self) -> str:
         return self.message
@@ -43,3 +46,23 @@ Progress = Callable[[Event], None]
 
 def quiet(_: Event) -> None:
     """The default ``progress``: say nothing."""
+
+
+def numbered(progress: Progress, total: int) -> Progress:
+    """``progress``, with ``[k/total]`` before the line of each build step that begins.
+
+    >>> seen = []
+    >>> report = numbered(seen.append, 2)
+    >>> report(Event("base", "building the base")); report(Event("base", "built it in 3.0s", ended=True))
+    >>> report(Event("build", "building the node image"))
+    >>> [str(e) for e in seen]
+    ['[1/2] building the base', 'built it in 3.0s', '[2/2] building the node image']
+    """
+    count = itertools.count(1)
+
+    def report(event: Event) -> None:
+        if event.step in BUILD_STEPS and not event.ended:
+            event = Event(event.step, f"[{next(count)}/{total}] {event.message}", event.at)
+        progress(event)
+
+    return report

@@ -247,6 +247,60 @@ class ClusterSpec:
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(ClusterSpec))
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping (YAML itself would keep the last one silently)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's ``SafeLoader``, refusing a key given twice in one mapping (``workers: 2``, ``workers: 3``).
+
+    The spec's own keys also collide when they differ only in ``-`` and ``_``
+    (``scheduler-port``, ``scheduler_port``); a merge (``<<``) may still override.
+    """
+
+    _root: Any = None
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._root = node
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, tuple[int, str]] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if node is self._root and isinstance(key, str):
+                key = key.replace("-", "_")
+            here = (key_node.start_mark.line + 1, str(key_node.value))
+            try:
+                first = seen.setdefault(key, here)
+            except TypeError:
+                continue  # an unhashable key: SafeLoader refuses it with its own message
+            if first is not here:
+                both = f"keys {first[1]!r} and {here[1]!r} both set {key!r}" if first[1] != here[1] else ""
+                lines = f"lines {first[0]} and {here[0]}" if first[0] != here[0] else f"line {here[0]}"
+                raise _DuplicateKey(f"{both or f'key {here[1]!r} is given twice'} ({lines})")
+        return super().construct_mapping(node, deep)
+
+
+def find_spec_file(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The nearest ``clusterkit.yaml``: in ``start`` (the current folder) or a folder above it.
+
+    Searched upward as Compose searches for its file, stopping after the home
+    folder (a project outside it: at the file system's root).
+    """
+    here = Path(start or os.getcwd()).resolve()
+    home = Path.home().resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_SPEC_FILE
+        if candidate.is_file():
+            return candidate
+        if folder == home:
+            break
+    return None
+
+
 def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read ``clusterkit.yaml`` (safe loading) into a dict of known keys."""
     path = Path(path)
@@ -263,7 +317,9 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"spec file {str(path)!r} is not text (byte {e.start} is not UTF-8); pass a YAML file"
         ) from e
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader, stricter
+    except _DuplicateKey as e:
+        raise SpecFileError(f"spec file {str(path)!r}: {e}; keep one") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -311,7 +367,8 @@ def resolve_spec(
     """Build a validated spec: overrides, then ``CLUSTERKIT_*``, then file, then defaults.
 
     Args:
-        path: a spec file; ``None`` reads ``./clusterkit.yaml`` if it exists.
+        path: a spec file; ``None`` reads the nearest ``clusterkit.yaml``, if any
+            (:func:`find_spec_file`: this folder or one above it).
         overrides: values from flags or arguments (``None`` values are ignored).
         environ: the environment to read (``os.environ`` by default).
         defaults: given the values found so far, returns values for the keys
@@ -322,8 +379,8 @@ def resolve_spec(
         The ``ClusterSpec``; ports default per backend, the name to the backend.
     """
     environ = os.environ if environ is None else environ
-    if path is None and Path(DEFAULT_SPEC_FILE).is_file():
-        path = DEFAULT_SPEC_FILE
+    if path is None:
+        path = find_spec_file()
     values: dict[str, Any] = load_spec_file(path) if path is not None else {}
     values.update(_from_environment(environ))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

@@ -7,6 +7,7 @@ An entry point above the runtimes (it looks one up by name); the loop itself,
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--interval", type=float, default=INTERVAL)
     args = parser.parse_args(argv)
+    # Its stderr is the cluster's supervisor log (spawn_detached): every line, as it happens.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s clusterkit: %(message)s", stream=sys.stderr)
     supervisor = Supervisor(get_runtime(args.runtime), args.name, interval=args.interval)
 
     def stop(signum: int, _: Any) -> None:

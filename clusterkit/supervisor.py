@@ -13,6 +13,10 @@ is removed. It runs
   out), recorded in the cluster's record so ``down`` stops it;
 - in the foreground with ``clusterkit up --watch``, printing each repair.
 
+Each repair is logged at INFO, a failing repair at WARNING, on the
+``clusterkit.supervisor`` logger (:mod:`clusterkit.log`); a ``report`` callback
+gets the same lines instead.
+
 Repairs of one cluster never overlap: they hold the cluster's lock
 (:func:`clusterkit.records.locked`), so several supervisors (a ``Cluster`` attached
 to a cluster ``clusterkit up`` started) take turns.
@@ -22,6 +26,7 @@ to a cluster ``clusterkit up`` started) take turns.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -30,12 +35,17 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from clusterkit.log import get_logger
+
 #: Seconds between two looks at the cluster.
 INTERVAL = 1.0
 
+log = get_logger(__name__)
 
-def say(line: str) -> None:
-    print(f"clusterkit: {line}", file=sys.stderr, flush=True)
+
+def say(line: str, level: int = logging.INFO) -> None:
+    """Log one line of the supervisor's (a repair, a start, a stop) on ``clusterkit.supervisor``."""
+    log.log(level, "%s", line)
 
 
 class Supervisor:
@@ -51,12 +61,12 @@ class Supervisor:
         name: str,
         *,
         interval: float = INTERVAL,
-        report: Callable[[str], None] = say,
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.name = name
         self.interval = interval
-        self.report = report
+        self.report = report or say
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -95,7 +105,11 @@ class Supervisor:
                 return
             except Exception as e:  # noqa: BLE001 - a reconciler outlives a hiccup: say it once, go on
                 if str(e) != failing:
-                    self.report(f"cluster {self.name!r}: could not repair: {type(e).__name__}: {e}")
+                    line = f"cluster {self.name!r}: could not repair: {type(e).__name__}: {e}"
+                    if self.report is say:
+                        say(line, logging.WARNING)
+                    else:
+                        self.report(line)
                 failing = str(e)
 
 
@@ -121,31 +135,41 @@ def spawn_detached(runtime: str, name: str) -> int:
     return proc.pid
 
 
-def stop_detached(name: str, timeout: float = 10) -> None:
-    """Stop the detached supervisor of cluster ``name``, if it runs (recorded PID and start time)."""
+def stop_detached(name: str, timeout: float = 10) -> Callable[[], None]:
+    """Ask the detached supervisor of cluster ``name`` to stop, if it runs (recorded PID and start
+    time); returns the wait for its end (SIGKILL after ``timeout``).
+
+    ``down`` marks the cluster ``stopping`` first, so the supervisor can no
+    longer start anything: it may end while ``down`` removes the nodes.
+    """
     from clusterkit import records
-    from clusterkit.errors import StartupTimeout
-    from clusterkit.waiting import NotReady, wait_for
 
     found = records.load(name).get("supervisor") or {}
     pid, started = found.get("pid"), found.get("started")
     if not pid or not records.alive(int(pid), started):
-        return
+        return lambda: None
     try:
         os.kill(int(pid), signal.SIGTERM)
     except ProcessLookupError:
-        return
+        return lambda: None
+    return lambda: _await_end(int(pid), started, timeout)
+
+
+def _await_end(pid: int, started: float | None, timeout: float) -> None:
+    from clusterkit import records
+    from clusterkit.errors import StartupTimeout
+    from clusterkit.waiting import NotReady, wait_for
 
     def gone() -> None:
-        if records.alive(int(pid), started):
-            _reap(int(pid))
+        if records.alive(pid, started):
+            _reap(pid)
             raise NotReady(f"supervisor pid {pid} still running")
 
     try:
         wait_for(gone, what="the supervisor to stop", timeout=timeout, interval=0.05, max_interval=0.2)
     except StartupTimeout:
         try:
-            os.kill(int(pid), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
 

@@ -18,7 +18,7 @@ from clusterkit import cluster
 from clusterkit.cli.client import run, shell
 from clusterkit.cli.image import image
 from clusterkit.cli.logs import logs
-from clusterkit.cli.options import name_option, runtime_option, spec_from, spec_options
+from clusterkit.cli.options import INTEGER, name_option, runtime_option, spec_from, spec_options
 from clusterkit.cli.output import console as _console
 from clusterkit.cli.output import progress as _progress
 from clusterkit.errors import ClusterKitError
@@ -28,6 +28,12 @@ from clusterkit.version import __version__
 
 class _Group(click.Group):
     """Turns ``ClusterKitError`` (and a bad option) into one line and an exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # `python -m clusterkit` is `clusterkit` too: in usage lines and for shell completion.
+        kwargs.setdefault("prog_name", "clusterkit")
+        kwargs.setdefault("complete_var", "_CLUSTERKIT_COMPLETE")
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -54,13 +60,20 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """A real Dask or Spark cluster from one spec and one pinned image."""
+    import logging
+
+    from clusterkit.cli.output import log_to_terminal
+
     ctx.obj = {"debug": debug}
+    log_to_terminal(logging.DEBUG if debug else logging.INFO)
 
 
 @main.command()
 @spec_options
 @runtime_option("Where to run it (default: compose if an engine answers, else local).")
-@click.option("--timeout", default="120", show_default=True, help="Seconds to wait for all workers.")
+@click.option(
+    "--timeout", type=INTEGER, default=120, show_default=True, help="Seconds to wait for all workers."
+)
 @click.option("--keep", is_flag=True, help="Keep what started if start-up fails (for debugging).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option(
@@ -77,7 +90,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 def up(
     runtime: str | None,
-    timeout: str,
+    timeout: int | str,
     keep: bool,
     as_json: bool,
     supervise: bool,
@@ -128,14 +141,65 @@ def _watch(name: str, runtime: str) -> None:
             click.echo(f"cluster {name!r} is down")
 
 
-@main.command()
+@main.command(short_help="List the running clusters: workers, health, age.")
+@runtime_option("Only this runtime's clusters (default: every runtime).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects for scripts.")
+def ls(runtime: str | None, as_json: bool) -> None:
+    """List the running clusters of every runtime: workers wanted and registered, health, age.
+
+    Only looks: nothing is repaired (`clusterkit status --repair` heals one cluster).
+    """
+    import json
+    import time
+
+    from clusterkit import listing
+
+    rows = listing.clusters(runtime)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+    elif rows:
+        listing.render(rows, _console(), time.time())
+    else:
+        click.echo("no cluster is running; start one with `clusterkit up`")
+
+
+@main.command(short_help="Stop a cluster and remove everything it started.")
 @name_option()
 @runtime_option()
 @click.option("--volumes", is_flag=True, help="Also remove the cluster's volumes.")
-def down(name: str | None, runtime: str | None, volumes: bool) -> None:
-    """Stop a cluster and remove everything it started."""
-    removed = cluster.down(name, runtime, volumes=volumes)
-    click.echo(f"cluster {removed!r} is down")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Every cluster `clusterkit ls` lists, except those a live test session or Python process holds.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"removed": [...], "kept": [...]} as JSON.')
+def down(name: str | None, runtime: str | None, volumes: bool, everything: bool, as_json: bool) -> None:
+    """Stop a cluster and remove everything it started (exit 0 if there is none: nothing to remove)."""
+    import json
+
+    if everything and name:
+        raise click.UsageError("--all and --name exclude each other")
+    kept: list[dict[str, str]] = []
+    if everything:
+        removed, kept = cluster.down_all(runtime, volumes=volumes)
+    else:
+        gone = cluster.remove(name, runtime, volumes=volumes, missing_ok=True)
+        removed = [gone] if gone else []
+        if gone is None:
+            named = cluster.resolve_name(name)[0]
+            said = f"nothing to remove: no cluster named {named!r}" if named else "nothing to remove"
+            click.echo(said, err=as_json)  # stdout stays JSON with --json
+    if as_json:
+        click.echo(json.dumps({"removed": removed, "kept": kept}, indent=2))
+        return
+    for item in removed:
+        click.echo(f"cluster {item['name']!r} is down")
+    if everything and not removed:
+        click.echo("nothing to remove: no cluster is running" if not kept else "nothing removed")
+    if kept:
+        held = ", ".join(f"{k['name']} ({k['runtime']})" for k in kept)
+        click.echo(f"kept {held}: held by a live test session or process (`down --name` removes one anyway)")
 
 
 @main.command()
@@ -144,15 +208,16 @@ def down(name: str | None, runtime: str | None, volumes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option(
     "--repair/--no-repair",
-    default=True,
+    default=False,
     show_default=True,
-    help="Start ended nodes again after reporting them.",
+    help="Also start ended nodes again, once, after reporting them (default: only look).",
 )
 def status(name: str | None, runtime: str | None, as_json: bool, repair: bool) -> None:
     """Compare the cluster with its spec: healthy (exit 0), degraded (exit 3) or down (exit 4).
 
     Shows the wanted and registered workers, every node (running, restarting,
     exited or missing, with exit code and restart count) and the problems.
+    Only looks, unless --repair.
     """
     found = cluster.status(name, runtime, repair=repair)
     if as_json:
@@ -167,12 +232,18 @@ def status(name: str | None, runtime: str | None, as_json: bool, repair: bool) -
 @click.argument("workers")
 @name_option()
 @runtime_option()
-@click.option("--timeout", default="120", show_default=True)
-def scale(workers: str, name: str | None, runtime: str | None, timeout: str) -> None:
+@click.option(
+    "--timeout", type=INTEGER, default=120, show_default=True, help="Seconds to wait for the workers."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def scale(workers: str, name: str | None, runtime: str | None, timeout: int | str, as_json: bool) -> None:
     """Change the number of workers and wait until the scheduler sees exactly that many."""
     seconds = cluster.check_timeout(timeout)
-    found = cluster.scale(name, workers, runtime, timeout=seconds)  # type: ignore[arg-type]
-    found.render(_console())
+    found = cluster.scale(name, workers, runtime, timeout=seconds)
+    if as_json:
+        click.echo(found.to_json())
+    else:
+        found.render(_console())
 
 
 @main.command()
@@ -230,7 +301,7 @@ def doctor(
             *(["--tolerance", tolerance] if tolerance else []),
             *(["--json"] * as_json),
         ]
-        sys.exit(jobs.run(cluster.client_place(name, runtime), argv))
+        sys.exit(jobs.run(cluster.client_place(name, runtime), argv, progress=_progress))
     differences, versions = cluster.drift(name, runtime, tolerance=tolerance)
     if as_json:
         click.echo(
@@ -246,18 +317,36 @@ def doctor(
 
 @main.command()
 @click.option("--all", "everything", is_flag=True, help="Also what belongs to live test sessions.")
-def gc(everything: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the clusters as a JSON list.")
+def gc(everything: bool, dry_run: bool, as_json: bool) -> None:
     """Remove containers and networks left by crashed test sessions (found by label)."""
-    removed = cluster.gc(everything)
-    click.echo(
-        f"removed {len(removed)} leftover resource(s)" + (": " + ", ".join(removed) if removed else "")
-    )
+    import json
+
+    found = cluster.sweep(everything, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    listed = ", ".join(f"cluster {c['name']} ({c['runtime']})" for c in found)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {len(found)} leftover resource(s)" + (f": {listed}" if listed else ""))
+
+
+@main.command(short_help="Print the shell completion script (bash, zsh or fish).")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]), default="bash")
+def completion(shell: str) -> None:
+    """Print the SHELL's completion script: `eval "$(clusterkit completion bash)"` in ~/.bashrc."""
+    from click.shell_completion import get_completion_class
+
+    found = get_completion_class(shell)
+    assert found is not None
+    click.echo(found(main, {}, "clusterkit", "_CLUSTERKIT_COMPLETE").source())
 
 
 # --- what runs inside a node ------------------------------------------------------
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []}, hidden=True)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def node(args: tuple[str, ...]) -> None:
     """Run a scheduler or worker in the foreground, as a container does (see --help)."""
@@ -266,7 +355,7 @@ def node(args: tuple[str, ...]) -> None:
     sys.exit(nodes.main(list(args)))
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []}, hidden=True)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def probe(args: tuple[str, ...]) -> None:
     """Health check in the backend's protocol: exit 0 if ready, 1 if not (see --help)."""

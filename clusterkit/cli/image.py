@@ -131,12 +131,19 @@ def image_tag(backend: str) -> None:
 
 
 @image.command("ls")
-def image_ls() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects for scripts.")
+def image_ls(as_json: bool) -> None:
     """List clusterkit's images: ref, backend, lock hash, size, creation time."""
+    import dataclasses
+    import json
+
     from rich.table import Table
 
     from clusterkit import images
 
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(i) for i in images.list_images()], indent=2))
+        return
     # Narrow enough for 80 columns (a pipe or CI log), so no ref gets cut.
     table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False)
     for column in ("image", "backend", "lock", "MB", "created"):

@@ -11,7 +11,7 @@ their containers or processes).
 from __future__ import annotations
 
 import asyncio
-import functools
+from collections.abc import Iterable
 from typing import Any
 
 from distributed.core import Status, rpc
@@ -24,37 +24,9 @@ from clusterkit.progress import Progress
 from clusterkit.status import ClusterStatus
 
 
-class _StatusView:
-    """``cluster.status``: distributed compares it with ``Status``; people call it.
-
-    distributed's ``Cluster`` (and ``Client``) read ``cluster.status`` as a
-    lifecycle state, while clusterkit's clusters answer ``cluster.status()``
-    with a ``ClusterStatus``. This object is both.
-    """
-
-    def __init__(self, cluster: DaskCluster, state: Status) -> None:
-        self._cluster = cluster
-        self._state = state
-
-    def __call__(self) -> ClusterStatus:
-        return self._cluster.report()
-
-    def __eq__(self, other: object) -> bool:
-        return self._state == (other._state if isinstance(other, _StatusView) else other)
-
-    def __hash__(self) -> int:
-        return hash(self._state)
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(self._state, attribute)  # .name, .value
-
-    def __repr__(self) -> str:
-        return repr(self._state)
-
-
 async def _in_thread(call: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a blocking runtime call (Docker, subprocess) off the event loop."""
-    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(call, *args, **kwargs))
+    return await asyncio.to_thread(call, *args, **kwargs)
 
 
 class DaskCluster(Cluster, DistributedCluster):
@@ -64,19 +36,13 @@ class DaskCluster(Cluster, DistributedCluster):
 
     def _init(self, spec: Any, runtime: Any, *, owned: bool) -> None:
         super()._init(spec, runtime, owned=owned)
-        DistributedCluster.__init__(self, asynchronous=False, name=spec.name, quiet=True)
+        asynchronous = getattr(self, "_asynchronous", False)
+        DistributedCluster.__init__(self, asynchronous=asynchronous, name=spec.name, quiet=True)
         self._worker_names: list[str] = []
-
-    @property  # type: ignore[override]
-    def status(self) -> _StatusView:
-        return _StatusView(self, self._lifecycle)
-
-    @status.setter
-    def status(self, value: Status) -> None:
-        self._lifecycle = value
+        self._starting: asyncio.Future[Any] | None = None
 
     def _start_cluster(self, *, timeout: float, keep: bool, progress: Progress) -> None:
-        self._up_options = (timeout, keep, progress)
+        self._start_options = {"timeout": timeout, "keep": keep, "progress": progress}
         self._loop_runner.start()
         try:
             self.sync(self._start)
@@ -90,9 +56,10 @@ class DaskCluster(Cluster, DistributedCluster):
         from clusterkit.backends.dask import quiet_version_warning
 
         quiet_version_warning()  # Client(cluster) gets clusterkit's graded note below instead
-        timeout, keep, progress = self._up_options
-        await _in_thread(self._up, timeout, keep, progress)
+        self.status = Status.starting
+        keep = self._start_options["keep"]
         try:
+            await _in_thread(self._up, **self._start_options)
             spec = await _in_thread(self.runtime.client_spec, self.spec.name)
             self._worker_names = await _in_thread(self.runtime.worker_names, self.spec.name)
             # A cluster with `security: tls` is reached over tls://; Client(cluster) reads `security`.
@@ -106,6 +73,7 @@ class DaskCluster(Cluster, DistributedCluster):
             await self._warn_drift()
             await self._send_project()
         except BaseException:
+            self.status = Status.failed
             if self.owned and not keep:
                 await _in_thread(self._down)
             raise
@@ -118,32 +86,67 @@ class DaskCluster(Cluster, DistributedCluster):
         await send_project(self.scheduler_comm)
 
     def __await__(self) -> Any:
-        """``Client(cluster)`` awaits its cluster while it connects (on the cluster's loop): the
+        """``await cluster`` starts an ``asynchronous=True`` cluster (once; the blocking steps in a
+        thread). ``Client(cluster)`` awaits its cluster while it connects (on the cluster's loop): the
         code as it is now goes out then, so an edit needs a new client, not a new cluster."""
         return self._ready().__await__()
 
     async def _ready(self) -> DaskCluster:
-        if getattr(self, "scheduler_comm", None) is not None and self.status == Status.running:
+        if self.status == Status.created or self._starting is not None:
+            if self._starting is None:
+                self._starting = asyncio.ensure_future(self._start())
+            try:
+                await asyncio.shield(self._starting)
+            finally:
+                if self._starting.done():
+                    self._starting = None
+        elif getattr(self, "scheduler_comm", None) is not None and self.status == Status.running:
             await self._send_project()
         return self
 
     async def _warn_drift(self) -> None:
-        """One graded line if this process and the nodes differ (once per cluster object)."""
+        """One line if this process and the nodes differ in what can break a computation (a Python
+        minor version, a critical package, a project dependency; once per cluster object)."""
         import warnings
 
         from clusterkit import drift
         from clusterkit.backends.dask import drift_summary
+        from clusterkit.status import TRACKED_PACKAGES, local_versions, package_versions
 
         try:
-            scheduler = await self.scheduler_comm.versions(packages=[])
-            workers = await self.scheduler_comm.broadcast(
-                msg={"op": "versions", "packages": []}, on_error="ignore"
-            )
+            versions = await self._node_versions()
+            if versions is None:  # nodes that cannot run clusterkit's probe: distributed's own list
+                scheduler = await self.scheduler_comm.versions(packages=[])
+                workers = await self.scheduler_comm.broadcast(
+                    msg={"op": "versions", "packages": []}, on_error="ignore"
+                )
+                summary = drift_summary({"scheduler": scheduler, "workers": workers})
+            else:
+                project = drift.project_packages(versions, TRACKED_PACKAGES)
+                versions["client"] = {**package_versions(project), **local_versions()}
+                summary = drift.summarize(drift.compare(versions, backend=self.backend, project=project))
         except Exception:  # noqa: BLE001 - a drift note is never worth failing a start
             return
-        summary = drift_summary({"scheduler": scheduler, "workers": workers})
         if summary:
             warnings.warn(drift.DriftWarning(summary), stacklevel=2)
+
+    async def _node_versions(self) -> dict[str, dict[str, str]] | None:
+        """Each node's ``local_versions`` (with the packages a project's image added), as ``clusterkit
+        doctor`` reads them, by ``scheduler`` and worker address; ``None`` if the scheduler cannot."""
+        from distributed.protocol.pickle import dumps
+
+        from clusterkit.status import local_versions
+
+        call = {"function": dumps(local_versions), "args": dumps(()), "kwargs": dumps({}), "wait": True}
+        answer = await self.scheduler_comm.run_function(**call)
+        if not isinstance(answer, dict) or answer.get("status") != "OK":
+            return None
+        found = {"scheduler": dict(answer["result"])}
+        answers = await self.scheduler_comm.broadcast(msg={"op": "run", **call}, on_error="ignore")
+        for address, one in (answers or {}).items():
+            if isinstance(one, dict) and one.get("status") == "OK":
+                found[str(address)] = dict(one["result"])
+        return found
 
     async def _close(self) -> None:
         if self.status == Status.closed:
@@ -154,6 +157,27 @@ class DaskCluster(Cluster, DistributedCluster):
     def __exit__(self, *exc: Any) -> None:
         super().__exit__(*exc)
         self._loop_runner.stop()
+
+    def get_logs(
+        self, cluster: bool = True, scheduler: bool = True, workers: bool | Iterable[str] = True
+    ) -> Any:
+        """The logs as distributed's clusters return them: ``{"Cluster": ..., "Scheduler": ...,
+        worker name: ...}``; ``workers``: all, none, or those named (as in ``cluster.workers``).
+
+        Read from the runtime (container output, log files), so a node that crashed is in them too.
+        An awaitable when the cluster is asynchronous.
+        """
+        return self.sync(self._get_logs, cluster=cluster, scheduler=scheduler, workers=workers)
+
+    async def _get_logs(self, cluster: bool = True, scheduler: bool = True, workers: Any = True) -> Any:
+        from distributed.utils import Log, Logs
+
+        logs = Logs()
+        if cluster:
+            logs["Cluster"] = Log("\n".join(line[1] for line in self._cluster_manager_logs))
+        found = await _in_thread(self._node_logs, scheduler, workers)
+        logs.update((node, Log(text)) for node, text in found.items())
+        return logs
 
     # -- what distributed asks of a cluster ------------------------------------------
 

@@ -37,8 +37,8 @@ from clusterkit.images.locks import (
 )
 from clusterkit.images.store import client, get_image, image_id, prune_replaced, remove_if_dangling
 from clusterkit.images.tags import Recipe, node_files, resolve_recipe, source_hash
-from clusterkit.images.wheels import wheelhouse
-from clusterkit.progress import Progress, quiet
+from clusterkit.images.wheels import wheelhouse, wheelhouse_ready
+from clusterkit.progress import Progress, numbered, quiet
 from clusterkit.version import __version__
 
 #: The label that says which clusterkit source is in an image's last layer.
@@ -112,6 +112,9 @@ def build_recipe(recipe: Recipe, *, progress: Progress = quiet, force: bool = Fa
         raise BuildError(
             f"{recipe.backend}.lock is out of date with {UNION_LOCK} ({probs[0]}): run `make lock`"
         )
+    # What this build makes, numbered as it goes: [1/3] wheelhouse, [2/3] base, [3/3] node.
+    steps = [not wheelhouse_ready(), get_image(engine, recipe.base) is None, True]
+    progress = numbered(progress, sum(steps))
     house, base = _inputs(recipe, progress)
     image_labels = _labels(recipe, base, pins)
     # The venv stage gets its own tag so that `docker image prune` cannot

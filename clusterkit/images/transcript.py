@@ -69,7 +69,7 @@ def step(progress: Progress, name: str, what: str, doing: str) -> Iterator[Trans
         yield log
     finally:
         log.close()
-    progress(Event(name, f"built {what} in {time.monotonic() - t0:.1f}s"))
+    progress(Event(name, f"built {what} in {time.monotonic() - t0:.1f}s", ended=True))
 
 
 def run(cmd: list[str], log: Transcript) -> subprocess.CompletedProcess:

@@ -36,6 +36,12 @@ WHEEL_PLATFORMS = [f"manylinux_2_{v}_x86_64" for v in range(36, 16, -1)] + [
 WHEEL_PYTHON = PYTHON_MINOR.replace(".", "")
 
 
+def wheelhouse_ready(lock: Path | None = None) -> bool:
+    """Whether the wheelhouse of the union lock (or ``lock``) is made already (no download due)."""
+    key = lock_hash(lock or lock_path())[:16]
+    return (cache_dir() / "wheelhouse" / key / "manifest.json").exists()
+
+
 def wheelhouse(lock: Path | None = None, *, progress: Progress = quiet) -> Path:
     """Download (once per lock hash) every wheel of the union lock (or ``lock``) for the node platform.
 

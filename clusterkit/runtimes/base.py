@@ -72,8 +72,14 @@ class Runtime:
         """The names the workers of ``name`` register under, oldest first."""
         raise NotImplementedError
 
-    def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
-        """Print the nodes' logs (one ``service``: scheduler or worker)."""
+    def logs(self, name: str, service: str | None = None, *, follow: bool = False, **options: Any) -> None:
+        """Print the nodes' logs, each line after its node (``service``: scheduler or worker), as :meth:`node_logs`."""
+        raise NotImplementedError
+
+    def node_logs(
+        self, name: str, *, since: Any = None, tail: int | None = None, timestamps: bool = False
+    ) -> dict[str, str]:
+        """Each node's log as text by short name (``scheduler``, ``worker-1``): :mod:`clusterkit.runtimes.nodelogs`."""
         raise NotImplementedError
 
     #: Clients (``clusterkit run``, ``shell``, a notebook) run in containers beside this
@@ -207,7 +213,8 @@ class Runtime:
             self._start(spec, image, timeout)
             client = self.client_spec(spec.name)  # read once: this command made the cluster
             progress(Event("wait", f"waiting for {spec.workers} workers to register"))
-            self.wait(spec.name, spec.workers, max(1.0, deadline - time.monotonic()), client=client)
+            left = max(1.0, deadline - time.monotonic())
+            self.wait(spec.name, spec.workers, left, client=client, progress=progress)
         except BaseException:
             if not keep:
                 self.remove_all(spec.name)
@@ -232,8 +239,10 @@ class Runtime:
             records.update(name, stopping=True)  # waits for a repair in progress to finish
         except OSError:
             pass  # no writable run dir: nothing can be reconciling from it either
-        supervisor.stop_detached(name)
+        # `stopping` is set: no repair starts anything now, so the supervisor ends meanwhile.
+        supervisor_ended = supervisor.stop_detached(name)
         self._teardown(name, volumes)
+        supervisor_ended()
         records.forget(name)
 
     def status(self, name: str, *, repair: bool = False, client: ClusterSpec | None = None) -> ClusterStatus:
@@ -356,14 +365,23 @@ class Runtime:
         records.update(name, wanted=max(0, len(current) - len(doomed)))
         self._remove_workers(name, doomed)
 
-    def wait(self, name: str, expected: int, timeout: float, client: ClusterSpec | None = None) -> int:
-        """Wait until the scheduler of ``name`` sees exactly ``expected`` workers."""
+    def wait(
+        self,
+        name: str,
+        expected: int,
+        timeout: float,
+        client: ClusterSpec | None = None,
+        progress: Progress = quiet,
+    ) -> int:
+        """Wait until the scheduler of ``name`` sees exactly ``expected`` workers (``progress``
+        hears each new count)."""
         return wait_for_workers(
             client or self.client_spec(name),
             expected=expected,
             timeout=timeout,
             check=lambda: self._check(name),
             diagnose=lambda: self._diagnose(name),
+            progress=progress,
         )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from clusterkit.backends import get_backend
 from clusterkit.errors import StartupTimeout
+from clusterkit.progress import Event, Progress, quiet
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
 from clusterkit.waiting import NotReady, wait_for
@@ -74,14 +75,17 @@ def wait_for_workers(
     timeout: float,
     check: Callable[[], None] | None = None,
     diagnose: Callable[[], str] | None = None,
+    progress: Progress = quiet,
 ) -> int:
     """Wait until the scheduler of ``spec`` (as this host reaches it) sees ``expected`` workers.
 
     ``check`` runs on every poll and may raise at once (a node has exited);
-    ``diagnose`` adds what went wrong to a time-out message.
+    ``diagnose`` adds what went wrong to a time-out message; ``progress`` hears
+    "k of n workers registered" each time the count changes.
     """
     backend = get_backend(spec.backend)
     credentials = backend.credentials(spec)
+    last = [0]
 
     def probe() -> int:
         if check is not None:
@@ -89,6 +93,9 @@ def wait_for_workers(
         seen = backend.count_workers(
             spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **credentials
         )
+        if seen != last[0]:
+            last[0] = seen
+            progress(Event("registered", f"{seen} of {expected} workers registered"))
         if seen != expected:
             raise NotReady(f"{seen} of {expected} workers registered")
         return seen

@@ -23,8 +23,10 @@ from clusterkit.errors import ClusterNotFound, NodeStartError, StartupTimeout
 from clusterkit.health import NodeState
 from clusterkit.net import ensure_port_free, format_host
 from clusterkit.paths import run_root
+from clusterkit.runtimes import nodelogs
 from clusterkit.runtimes.base import Runtime
 from clusterkit.runtimes.checks import check_memory_fits
+from clusterkit.runtimes.follow import follow_files
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 
@@ -315,9 +317,45 @@ class LocalRuntime(Runtime):
             self._stop(self._nodes(self._load(name)))
         shutil.rmtree(self._dir(name), ignore_errors=True)
 
-    def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
+    def logs(self, name: str, service: str | None = None, *, follow: bool = False, **options: Any) -> None:
+        """Print the nodes' log files, each line after the node's name; ``follow``: like ``tail -f``."""
+        since = nodelogs.parse_since(options.get("since"))
+        tail, timestamps = options.get("tail", 100), bool(options.get("timestamps"))
+        if follow:
+            follow_files(
+                lambda: self._log_files(name, service), since=since, tail=tail, timestamps=timestamps
+            )
+            return
+        files = self._log_files(name, service) or {}
+        texts = {
+            key: nodelogs.file_text(path, since=since, tail=tail, timestamps=timestamps)
+            for key, path in files.items()
+        }
+        nodelogs.Printer().text(texts)
+
+    def node_logs(
+        self,
+        name: str,
+        *,
+        since: float | str | None = None,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> dict[str, str]:
+        """Each node's log file (and a Spark worker's executor outputs) as text, by node name."""
+        options = {"since": nodelogs.parse_since(since), "tail": tail, "timestamps": timestamps}
+        found = {}
         for node in self._nodes(self._load(name)):
-            record = node.record
-            if service in (None, record["node"], record["role"]):
-                print(f"==> {record['node']} ({record['log']}) <==")
-                print(_tail(record["log"], tail))
+            key = node.record["node"]
+            found[key] = nodelogs.file_text(Path(node.record["log"]), **options)
+            for part, path in nodelogs.executor_files(self._dir(name) / key).items():
+                found[f"{key}.{part}"] = nodelogs.file_text(path, **options)
+        return found
+
+    def _log_files(self, name: str, service: str | None) -> dict[str, Path] | None:
+        """The log file of each node ``service`` names; ``None`` once the cluster is gone."""
+        try:
+            state = self._load(name)
+        except ClusterNotFound:
+            return None
+        nodes = [n.record for n in self._nodes(state)]
+        return {r["node"]: Path(r["log"]) for r in nodes if service in (None, r["node"], r["role"])}

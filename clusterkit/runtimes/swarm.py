@@ -23,14 +23,14 @@ from docker.errors import APIError
 
 from clusterkit import labels, security
 from clusterkit.backends import get_backend
-from clusterkit.errors import EngineUnavailable, NodeStartError, SwarmUnavailable
+from clusterkit.errors import EngineUnavailable, NodeStartError, StartupTimeout, SwarmUnavailable
 from clusterkit.facts import facts_of
 from clusterkit.health import NodeState
 from clusterkit.net import ensure_port_free
 from clusterkit.progress import Progress
 from clusterkit.render import stack
-from clusterkit.render.compose import project_name
-from clusterkit.runtimes import swarm_tasks
+from clusterkit.render.compose import STOP_GRACE, project_name
+from clusterkit.runtimes import nodelogs, swarm_tasks
 from clusterkit.runtimes.base import Runtime
 from clusterkit.runtimes.containers import node_image, require_image
 from clusterkit.runtimes.swarm_tasks import RUNTIME
@@ -268,10 +268,38 @@ class SwarmRuntime(Runtime):
         )
         return dataclasses.replace(found, workers=workers)
 
-    def logs(self, name: str, service: str | None = None, *, follow: bool = False, tail: int = 100) -> None:
-        for svc in self._services(name, service):
-            argv = ["docker", "service", "logs", "--tail", str(tail), *(["-f"] if follow else []), svc.name]
-            subprocess.run(argv, check=False)
+    def logs(self, name: str, service: str | None = None, *, follow: bool = False, **options: Any) -> None:
+        """``docker service logs`` of the scheduler and worker services (its prefix names each task)."""
+        role = service if service in ("scheduler", "worker") else None
+        for svc in self._services(name, role):
+            subprocess.run(
+                ["docker", "service", "logs", *_log_flags(follow=follow, **options), svc.name], check=False
+            )
+
+    def node_logs(
+        self,
+        name: str,
+        *,
+        since: float | str | None = None,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> dict[str, str]:
+        """Each task slot's log as text (``scheduler``, ``worker-<slot>``), from ``docker service logs``."""
+        found: dict[str, str] = {}
+        for svc in self._services(name):
+            flags = _log_flags(since=since, tail=tail, timestamps=timestamps)
+            result = subprocess.run(
+                ["docker", "service", "logs", "--no-task-ids", *flags, svc.name],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            found.update(
+                nodelogs.swarm_text(
+                    result.stdout + result.stderr, svc.attrs["Spec"]["Labels"].get(labels.ROLE, "node")
+                )
+            )
+        return found
 
     # -- removing ---------------------------------------------------------------------------
 
@@ -294,14 +322,33 @@ class SwarmRuntime(Runtime):
 
         ``docker stack rm`` returns before the network is removed; this waits until it is.
         """
-        for container in self._forwarders(name):
-            container.remove(force=True)
         engines = self._other_engines()  # a task's container on another node goes a moment later
         services = self._services(name)
-        for service in sorted(
-            services, key=lambda s: s.attrs["Spec"]["Labels"].get(labels.ROLE) == "scheduler"
-        ):
+        is_scheduler = lambda s: s.attrs["Spec"]["Labels"].get(labels.ROLE) == "scheduler"  # noqa: E731
+        # Workers first, and the scheduler once they have left it: a worker whose scheduler
+        # vanished first waits to reconnect until the grace period ends (~10 s more per `down`).
+        for service in [s for s in services if not is_scheduler(s)]:
             service.remove()
+
+        def workers_gone() -> None:
+            for engine in [self.docker, *engines]:
+                if engine.containers.list(all=True, filters=self._filters(name, role="worker")):
+                    raise NotReady("worker task containers still on a node")
+
+        try:
+            wait_for(
+                workers_gone,
+                what="the workers to leave",
+                timeout=STOP_GRACE + 2,
+                interval=0.1,
+                max_interval=0.5,
+            )
+        except StartupTimeout:
+            pass  # the scheduler goes all the same; the wait below covers what is left
+        for service in [s for s in services if is_scheduler(s)]:
+            service.remove()
+        for container in self._forwarders(name):
+            container.remove(force=True)
 
         def gone() -> None:
             for engine in [self.docker, *engines]:
@@ -325,6 +372,14 @@ class SwarmRuntime(Runtime):
             )
         finally:
             security.forget(name)
+
+
+def _log_flags(*, follow: bool = False, **options: Any) -> list[str]:
+    """``docker service logs`` flags for ``follow``, ``tail`` (default 100), ``since``, ``timestamps``."""
+    since, tail = nodelogs.parse_since(options.get("since")), options.get("tail", 100)
+    flags = ["--tail", "all" if tail is None else str(tail)]
+    flags += ["-f"] * follow + ["-t"] * bool(options.get("timestamps"))
+    return flags + (["--since", f"{since:.9f}"] if since is not None else [])
 
 
 __all__ = ["SwarmRuntime"]

@@ -134,6 +134,15 @@ def _clusterkit_ship_test_module(request: pytest.FixtureRequest) -> None:
             request.getfixturevalue(name).ship(request.module)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test that used a cluster gets its nodes' recent logs as report sections."""
+    outcome = yield
+    from clusterkit.testing.report import attach
+
+    attach(item, outcome.get_result())  # type: ignore[attr-defined]
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     swept = getattr(config, "_clusterkit_swept", None)
     if swept:

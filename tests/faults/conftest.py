@@ -27,7 +27,7 @@ def remove_cluster(client, name: str) -> None:
         records.update(name, stopping=True)
     except OSError:
         pass
-    supervisor.stop_detached(name)
+    supervisor.stop_detached(name)()  # and wait for its end
     selector = {"label": ["clusterkit.project=clusterkit", f"clusterkit.cluster={name}"]}
     for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
         container.remove(force=True)

@@ -29,6 +29,7 @@ def worker_containers(docker_client, name: str) -> list:
 
 def test_dask_cluster_is_a_distributed_cluster(docker_client, cluster_names):
     from distributed import Client
+    from distributed.core import Status
     from distributed.deploy import Cluster as DistributedCluster
 
     cluster_names.append("ck-obj-dask")
@@ -37,9 +38,9 @@ def test_dask_cluster_is_a_distributed_cluster(docker_client, cluster_names):
         with Client(c) as client:
             assert client.submit(sum, range(10)).result() == 45
             assert len(client.scheduler_info()["workers"]) == 2
-        report = c.status()
+        report = c.report()
         assert report.runtime == "compose" and len(report.alive_workers) == 2
-        assert c.status == "running" or c.status.name == "running"  # distributed's lifecycle view
+        assert c.status == Status.running  # distributed's lifecycle state
         assert str(c.client_spec.dashboard_port) in c.dashboard_link
         assert "ck-obj-dask" in c._repr_html_()
         assert "Scheduler" in c.get_logs(cluster=False, workers=False)
@@ -121,7 +122,7 @@ def test_spark_cluster_session_runs_a_job(docker_client, cluster_names):
         df = c.session().range(1000).withColumn("k", F.col("id") % 4)
         counts = {r["k"]: r["count"] for r in df.groupBy("k").count().collect()}
         assert counts == {0: 250, 1: 250, 2: 250, 3: 250}
-        assert [w.state for w in c.status().workers] == ["ALIVE", "ALIVE"]
+        assert [w.state for w in c.report().workers] == ["ALIVE", "ALIVE"]
         assert c.scheduler_address.startswith("spark://127.0.0.1:")
     assert leftovers(docker_client, "ck-obj-spark") == []
 

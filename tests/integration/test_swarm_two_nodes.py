@@ -74,7 +74,7 @@ def test_workers_spread_over_both_nodes_and_node2_computes(node2, docker_client,
         "dask", workers=2, runtime="swarm", name=name, max_replicas_per_node=1,
         scheduler_port=free_port(), dashboard_port=free_port(),
     ) as c:  # fmt: skip
-        workers = c.status().workers
+        workers = c.report().workers
         assert len({w.node for w in workers}) == 2, f"one worker on each node: {workers}"
         on_node2 = [w for w in workers if node2.node_id[:8] in (w.node or "")]
         assert on_node2, f"no worker on node 2 ({node2.node_id[:8]}): {workers}"

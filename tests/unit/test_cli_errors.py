@@ -4,11 +4,11 @@ import pytest
 
 BAD = [
     (["--backend", "ray"], "backend: 'ray' is not a known backend"),
-    (["--workers", "0"], "workers: '0' is not valid"),
-    (["--workers", "-3"], "workers: '-3' is not valid"),
+    (["--workers", "0"], "workers: 0 is not valid"),
+    (["--workers", "-3"], "workers: -3 is not valid"),
     (["--cores", "two"], "cores: 'two' is not valid"),
     (["--memory", "lots"], "memory: 'lots' is not valid"),
-    (["--scheduler-port", "70000"], "scheduler_port: '70000' is not valid"),
+    (["--scheduler-port", "70000"], "scheduler_port: 70000 is not valid"),
     (["--file", "does-not-exist.yaml"], "does not exist"),
 ]
 

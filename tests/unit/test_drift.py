@@ -30,8 +30,8 @@ def test_same_environment_has_no_difference():
     assert drift.compare({"client": CLIENT, "w1": node()}, backend="dask") == []
 
 
-def test_python_micro_is_a_warning_minor_an_error():
-    assert grades({"client": CLIENT, "w1": node(python="3.11.2")}) == {("w1", "python"): "warning"}
+def test_python_micro_is_info_minor_an_error():
+    assert grades({"client": CLIENT, "w1": node(python="3.11.2")}) == {("w1", "python"): "info"}
     assert grades({"client": CLIENT, "w1": node(python="3.12.1")}) == {("w1", "python"): "error"}
 
 

@@ -233,11 +233,11 @@ def test_the_drift_line_replaces_distributeds_table():
     from clusterkit import drift
 
     found = drift.compare(
-        {"client": {"python": "3.11.7", "dask": "1"}, "scheduler": {"python": "3.11.2", "dask": "1"}},
+        {"client": {"python": "3.11.7", "dask": "1"}, "scheduler": {"python": "3.12.2", "dask": "1"}},
         backend="dask",
     )
     line = drift.summarize(found)
-    assert line.count("\n") == 0 and "python 3.11.2 on the scheduler (client 3.11.7, warning)" in line
+    assert line.count("\n") == 0 and "python 3.12.2 on the scheduler (client 3.11.7, error)" in line
     assert drift.summarize([]) == ""
 
 
