@@ -174,7 +174,7 @@ def find(name: str) -> Notebook | None:
     from clusterkit.engine import docker_client
 
     wanted = {"label": labels.selector(cluster=name, role=ROLE)}
-    for container in docker_client().containers.list(filters=wanted):
+    for container in docker_client().containers.list(filters=wanted, ignore_removed=True):
         found = _describe(container)
         if found is not None:
             return found

@@ -8,14 +8,13 @@ testcontainers) use that data and never special-case a backend.
 from __future__ import annotations
 
 import os
-import runpy
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
-from clusterkit import client_env
+from clusterkit import client_env, leave
 from clusterkit.errors import NodeStartError
 from clusterkit.facts import BackendFacts
 from clusterkit.net import ensure_port_free, parse_address
@@ -73,8 +72,7 @@ def launch(
         sys.argv = [argv[2], *argv[3:]]
         with warnings.catch_warnings():  # "found in sys.modules ... prior to execution": as intended
             warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
-            runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
-        sys.exit(0)
+            leave.run_and_leave(argv[2])
     if not detach:
         sys.stdout.flush()
         sys.stderr.flush()

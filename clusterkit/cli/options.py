@@ -99,7 +99,9 @@ def _engine_names() -> set[str]:
         from clusterkit import labels
 
         client = docker.from_env(timeout=2)
-        found = client.containers.list(filters={"label": labels.selector(role="scheduler")})
+        found = client.containers.list(
+            filters={"label": labels.selector(role="scheduler")}, ignore_removed=True
+        )
         return {c.labels.get(labels.CLUSTER, "") for c in found} - {""}
     except Exception:  # noqa: BLE001 - completion must never fail: no engine, no names from it
         return set()

@@ -23,7 +23,6 @@ from clusterkit.errors import (
     EngineUnavailable,
     ImageNotFound,
     NodeStartError,
-    StartupTimeout,
 )
 from clusterkit.facts import facts_of
 from clusterkit.health import NodeState
@@ -31,7 +30,7 @@ from clusterkit.progress import Progress
 from clusterkit.runtimes.base import Runtime
 from clusterkit.runtimes.checks import check_memory_fits
 from clusterkit.spec import ClusterSpec
-from clusterkit.waiting import NotReady, wait_for
+from clusterkit.waiting import NotReady
 
 #: Seconds a node gets between SIGTERM and SIGKILL.
 STOP_TIMEOUT = 5
@@ -80,7 +79,7 @@ def node_image(spec: ClusterSpec, progress: Progress) -> str:
     return images.with_project(node, spec.backend, spec.requirements, progress=progress)
 
 
-def _quietly(action: Any) -> None:
+def quietly(action: Any) -> None:
     """Run a Docker call on a container that may already be gone or stopping."""
     from docker.errors import APIError, NotFound
 
@@ -201,7 +200,7 @@ class ContainerRuntime(Runtime):
         """``docker start`` the ended container again: same name, host name, network and labels."""
         for c in self._containers(name, node.role):
             if c.name == node.name:
-                _quietly(c.start)
+                quietly(c.start)
 
     # -- explaining a failure ------------------------------------------------------
 
@@ -274,32 +273,27 @@ class ContainerRuntime(Runtime):
         SIGTERM first; the scheduler follows as soon as it has seen them leave
         (a worker whose scheduler vanishes first waits to reconnect).
         """
-        containers = self._containers(name)
-        try:
-            spec: ClusterSpec | None = self.client_spec(name)
-        except (ClusterKitError, KeyError, ValueError):
-            spec = None  # no scheduler (or no record): nothing to wait for
-        self._remove(containers, spec, volumes)
+        self._remove(self._containers(name), volumes)
         # What was created while this ran (a killed `up`'s last request, a repair elsewhere).
-        self._remove(self._containers(name), None, volumes)
+        self._remove(self._containers(name), volumes)
         security.forget(name)  # this machine's copy of its credentials, if it had any
         for network in self.docker.networks.list(filters=self._filters(name)):
-            _quietly(network.remove)
+            quietly(network.remove)
         if volumes:
             for volume in self.docker.volumes.list(filters={"label": labels.selector(cluster=name)}):
-                _quietly(lambda v=volume: v.remove(force=True))
+                quietly(lambda v=volume: v.remove(force=True))
 
-    def _remove(self, containers: list[Any], spec: ClusterSpec | None = None, volumes: bool = False) -> None:
+    def _remove(self, containers: list[Any], volumes: bool = False) -> None:
         if not containers:
             return
         workers = [c for c in containers if c.labels.get(labels.ROLE) != "scheduler"]
         schedulers = [c for c in containers if c not in workers]
         with ThreadPoolExecutor(max_workers=min(32, len(containers) + 1)) as pool:
-            list(pool.map(lambda c: _quietly(lambda: c.kill(signal="SIGTERM")), workers))
-            if schedulers and spec is not None:
-                _await_workers_gone(spec)
-            list(pool.map(lambda c: _quietly(lambda: c.stop(timeout=STOP_TIMEOUT)), containers))
-            list(pool.map(lambda c: _quietly(lambda: c.remove(v=volumes, force=True)), containers))
+            list(pool.map(lambda c: quietly(lambda: c.kill(signal="SIGTERM")), workers))
+            if schedulers:  # a worker leaves its scheduler (and exits) before the scheduler goes
+                list(pool.map(await_exit, [c for c in workers if c.status == "running"]))
+            list(pool.map(lambda c: quietly(lambda: c.stop(timeout=STOP_TIMEOUT)), containers))
+            list(pool.map(lambda c: quietly(lambda: c.remove(v=volumes, force=True)), containers))
 
 
 def log_excerpt(text: str, lines: int = 8) -> list[str]:
@@ -347,26 +341,14 @@ def _node_state(container: Any, role: str, kit_restarts: int = 0) -> NodeState:
     )
 
 
-def _await_workers_gone(spec: ClusterSpec, timeout: float = 3.0) -> None:
-    """Wait (briefly) until the scheduler lists no worker; give up quietly if it does not answer.
+def await_exit(container: Any, timeout: float = 3.0) -> None:
+    """Wait (briefly) until a container that got SIGTERM has exited; give up quietly.
 
-    Counted over the scheduler's own protocol (the same read as readiness), which
-    answers during a long computation; "does not answer" means gone.
+    A worker exits once it has closed and told its scheduler; waiting for that
+    (rather than asking the scheduler) needs no client library and no scheduler
+    that answers. A worker whose scheduler vanished first would wait to reconnect.
     """
-    backend = get_backend(spec.backend)
-    credentials = backend.credentials(spec)
-
-    def none_left() -> None:
-        try:
-            left = backend.count_workers(
-                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **credentials
-            )
-        except NotReady:
-            return  # the scheduler does not answer: nothing to wait for
-        if left:
-            raise NotReady(f"{left} workers still registered")
-
     try:
-        wait_for(none_left, what="workers to leave", timeout=timeout, interval=0.05, max_interval=0.1)
-    except StartupTimeout:
-        pass  # stop the scheduler anyway; the workers are already terminating
+        container.wait(timeout=timeout)
+    except Exception:  # noqa: BLE001, S110 - a time-out (requests), or gone already: stop it anyway
+        pass

@@ -93,7 +93,15 @@ class DaskBackend(Backend):
     def scheduler_argv(
         self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None
     ) -> list[str]:
-        argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", str(port)]
+        # Through clusterkit.leave: the process ends as soon as the scheduler has closed.
+        argv = [
+            sys.executable,
+            "-m",
+            "clusterkit.leave",
+            "distributed.cli.dask_scheduler",
+            "--port",
+            str(port),
+        ]
         if secrets_dir:
             argv += ["--protocol", "tls", *_tls_flags(secrets_dir)]
         if host:
