@@ -53,7 +53,8 @@ def _up(cli, name: str | None, *extra: str, env: dict | None = None):
 
 def test_ls_lists_every_cluster_and_down_all_removes_them(cli, local_clusters):
     local_clusters += ["ck-ls-a", "ck-ls-b"]
-    _up(cli, "ck-ls-a")
+    started = _up(cli, "ck-ls-a")
+    assert "clusterkit: 1 of 1 workers registered" in started.stderr  # the wait says how far it got
     _up(cli, "ck-ls-b")
 
     shown = cli("ls", "--json")  # every runtime: other clusters on this engine may be listed too
