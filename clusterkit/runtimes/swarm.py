@@ -357,6 +357,9 @@ class SwarmRuntime(Runtime):
                     secret.remove()
                 except APIError as e:  # in use until the tasks are gone
                     raise NotReady(f"secret {secret.name} still in use") from e
+            for engine in [self.docker, *engines]:  # a removed network may be listed a moment longer
+                if engine.networks.list(filters=self._filters(name)):
+                    raise NotReady("the cluster's network is still listed")
 
         try:
             wait_for(
