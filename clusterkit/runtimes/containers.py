@@ -212,8 +212,8 @@ class ContainerRuntime(Runtime):
             seen = backend.collect_status(
                 spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.credentials(spec)
             )
-        except (ClusterKitError, NotReady):
-            return []
+        except (ClusterKitError, NotReady):  # the scheduler does not answer: none is registered
+            return sorted(c.name for c in self._containers(name, "worker"))
         known = {w.name for w in seen.workers}
         known |= {w.address.split("://")[-1].rsplit(":", 1)[0] for w in seen.workers}
         missing = []

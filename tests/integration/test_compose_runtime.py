@@ -217,7 +217,7 @@ def test_timeout_names_what_is_missing_and_cleans_up(docker_client, cluster_name
     """
     cluster_names += ["ck-slow", "ck-kept"]
     never = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD=no-such-method"
-    args = ["--runtime", "compose", "--workers", "2", "--timeout", "8", "--env", never]
+    args = ["--runtime", "compose", "--workers", "2", "--timeout", "15", "--env", never]
     result = cli(
         "up",
         "--name",
