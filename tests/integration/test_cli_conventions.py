@@ -173,3 +173,30 @@ def test_status_only_looks_and_repair_heals_once(cli, local_clusters):
     back = wait_for(healthy_again, what="the restarted worker to register", timeout=120, interval=0.5)
     assert [n["restarts"] for n in back["nodes"] if n["role"] == "worker"] == [1]
     assert back["repairs"] == [], "status without --repair never repairs"
+
+
+@pytest.mark.docker
+def test_status_after_docker_kill_leaves_the_container_exited(cli, docker_client, cluster_names):
+    """The issue's check on containers: `status` is `compose ps`, `status --repair` starts it again."""
+    name = "ck-look-compose"
+    cluster_names.append(name)
+    started = cli(
+        *("up", "--runtime", "compose", "--name", name, "--workers", "1", "--no-supervise"),
+        *("--scheduler-port", str(free_port()), "--dashboard-port", str(free_port())),
+    )
+    assert started.returncode == 0, started.stderr
+    selector = {"label": [f"clusterkit.cluster={name}", "clusterkit.role=worker"]}
+    (worker,) = docker_client.containers.list(filters=selector)
+    worker.kill()  # the engine's restart policy leaves a killed container alone
+
+    looked = cli("status", "--name", name, "--json")
+    assert looked.returncode == 3, looked.stdout + looked.stderr
+    assert json.loads(looked.stdout)["repairs"] == []
+    worker.reload()
+    assert worker.status == "exited", "looking repairs nothing"
+
+    repaired = cli("status", "--name", name, "--repair", "--json")
+    assert repaired.returncode == 3 and json.loads(repaired.stdout)["repairs"], repaired.stdout
+    worker.reload()
+    assert worker.status == "running", "status --repair started the same container again"
+    assert cli("down", "--name", name).returncode == 0
