@@ -41,4 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # `down` waits for this process to end: skip the interpreter's shutdown (the docker SDK's
+    # pools and the rest took ~0.8 s of a 2.7 s `down` here); the log is flushed first.
+    logging.shutdown()
+    os._exit(code)
