@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(get_runtime(args.runtime), args.name, interval=args.interval)
 
     def stop(signum: int, _: Any) -> None:
+        # `down` marks the cluster stopping (under its lock) before it signals: a repair that
+        # holds the lock now has seen that and starts nothing, so this process may end at once.
         supervisor.request_stop()
+        say(f"stopped supervising cluster {args.name!r} (signal {signum})")
+        logging.shutdown()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
