@@ -15,15 +15,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from clusterkit import records, security
 from clusterkit.errors import EngineUnavailable, NodeStartError, StartupTimeout
 from clusterkit.net import ensure_port_free
 from clusterkit.render.compose import dump, project_name, render
-from clusterkit.runtimes import nodelogs
 from clusterkit.runtimes.containers import ContainerRuntime
-from clusterkit.runtimes.follow import print_containers
 from clusterkit.spec import ClusterSpec
 
 
@@ -115,19 +112,3 @@ class ComposeRuntime(ContainerRuntime):
         self._compose(
             spec, self._image(name), "up", "-d", "--no-recreate", "--scale", f"worker={total}", "worker"
         )
-
-    def logs(self, name: str, service: str | None = None, *, follow: bool = False, **options: Any) -> None:
-        """Print the node containers' logs after their names; ``follow``: streamed, interleaved."""
-        print_containers(lambda: self._containers(name), service, follow=follow, **options)
-
-    def node_logs(
-        self,
-        name: str,
-        *,
-        since: float | str | None = None,
-        tail: int | None = None,
-        timestamps: bool = False,
-    ) -> dict[str, str]:
-        """Each node container's log (and a running Spark worker's executor outputs) as text, by node name."""
-        options = {"since": nodelogs.parse_since(since), "tail": tail, "timestamps": timestamps}
-        return nodelogs.containers_text(self._containers(name), executors=True, **options)

@@ -27,8 +27,10 @@ from clusterkit.errors import (
 from clusterkit.facts import facts_of
 from clusterkit.health import NodeState
 from clusterkit.progress import Progress
+from clusterkit.runtimes import nodelogs
 from clusterkit.runtimes.base import Runtime
 from clusterkit.runtimes.checks import check_memory_fits
+from clusterkit.runtimes.follow import print_containers
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady
 
@@ -258,6 +260,24 @@ class ContainerRuntime(Runtime):
             state = c.attrs["State"]
             if state["Status"] == "exited" and state.get("ExitCode") not in (0, None):
                 raise NodeStartError(f"cluster {name!r}: a node exited\n" + self._diagnose(name))
+
+    # -- logs ------------------------------------------------------------------------
+
+    def logs(self, name: str, service: str | None = None, *, follow: bool = False, **options: Any) -> None:
+        """Print the node containers' logs after their names; ``follow``: streamed, interleaved."""
+        print_containers(lambda: self._containers(name), service, follow=follow, **options)
+
+    def node_logs(
+        self,
+        name: str,
+        *,
+        since: float | str | None = None,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> dict[str, str]:
+        """Each node container's log (and a running Spark worker's executor outputs) as text, by node name."""
+        options = {"since": nodelogs.parse_since(since), "tail": tail, "timestamps": timestamps}
+        return nodelogs.containers_text(self._containers(name), executors=True, **options)
 
     # -- removing -------------------------------------------------------------------
 

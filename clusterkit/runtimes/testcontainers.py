@@ -33,9 +33,8 @@ from clusterkit import labels, records
 from clusterkit.backends import get_backend
 from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
 from clusterkit.progress import Progress, quiet
-from clusterkit.runtimes import leases, nodelogs
+from clusterkit.runtimes import leases
 from clusterkit.runtimes.containers import ContainerRuntime
-from clusterkit.runtimes.follow import print_containers
 from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import NotReady, wait_for
 
@@ -248,19 +247,3 @@ class TestcontainersRuntime(ContainerRuntime):
     def _teardown(self, name: str, volumes: bool = False) -> None:
         self.release(name)
         super()._teardown(name, volumes)
-
-    def logs(self, name: str, service: str | None = None, *, follow: bool = False, **options: Any) -> None:
-        """Print the node containers' logs after their names; ``follow``: streamed, interleaved."""
-        print_containers(lambda: self._containers(name), service, follow=follow, **options)
-
-    def node_logs(
-        self,
-        name: str,
-        *,
-        since: float | str | None = None,
-        tail: int | None = None,
-        timestamps: bool = False,
-    ) -> dict[str, str]:
-        """Each node container's log (and a running Spark worker's executor outputs) as text, by node name."""
-        options = {"since": nodelogs.parse_since(since), "tail": tail, "timestamps": timestamps}
-        return nodelogs.containers_text(self._containers(name), executors=True, **options)

@@ -39,6 +39,20 @@ def cluster_names(docker_client):
             volume.remove(force=True)
 
 
+@pytest.fixture
+def teardown(run_dir):
+    """Names of local clusters a test starts; each is brought down afterwards, pass or fail."""
+    from clusterkit import cluster
+
+    started: list[str] = []
+    yield started
+    for name in started:
+        try:
+            cluster.down(name, "local")
+        except Exception:
+            pass
+
+
 def leftovers(docker_client, name: str) -> list[str]:
     """Containers, networks and volumes that still carry the cluster's labels."""
     selector = {"label": ["clusterkit.project=clusterkit", f"clusterkit.cluster={name}"]}

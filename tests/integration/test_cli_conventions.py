@@ -9,23 +9,10 @@ import signal
 
 import pytest
 
-from clusterkit import cluster
 from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def local_clusters(run_dir):
-    """Names of local clusters a test starts; each is removed afterwards, pass or fail."""
-    started: list[str] = []
-    yield started
-    for name in started:
-        try:
-            cluster.down(name, "local")
-        except Exception:
-            pass
 
 
 def _up(cli, name: str | None, *extra: str, env: dict | None = None):
@@ -51,8 +38,8 @@ def _up(cli, name: str | None, *extra: str, env: dict | None = None):
     return result
 
 
-def test_ls_lists_every_cluster_and_down_all_removes_them(cli, local_clusters):
-    local_clusters += ["ck-ls-a", "ck-ls-b"]
+def test_ls_lists_every_cluster_and_down_all_removes_them(cli, teardown):
+    teardown += ["ck-ls-a", "ck-ls-b"]
     started = _up(cli, "ck-ls-a")
     assert "clusterkit: 1 of 1 workers registered" in started.stderr  # the wait says how far it got
     _up(cli, "ck-ls-b")
@@ -81,11 +68,11 @@ def test_ls_lists_every_cluster_and_down_all_removes_them(cli, local_clusters):
     assert again.returncode == 0 and again.stdout.strip() == "nothing to remove: no cluster is running"
 
 
-def test_down_all_keeps_a_cluster_a_live_process_holds(cli, local_clusters):
+def test_down_all_keeps_a_cluster_a_live_process_holds(cli, teardown):
     """A Python ``Cluster`` (as a test session's fixture) holds its cluster; ``down --all`` keeps it."""
     from clusterkit import Cluster
 
-    local_clusters += ["ck-held", "ck-free"]
+    teardown += ["ck-held", "ck-free"]
     _up(cli, "ck-free")
     held = Cluster(
         name="ck-held", runtime="local", workers=1, memory="512m", scheduler_port=free_port(),
@@ -103,8 +90,8 @@ def test_down_all_keeps_a_cluster_a_live_process_holds(cli, local_clusters):
         ]
 
 
-def test_commands_find_the_cluster_by_the_spec_file_above(cli, local_clusters, tmp_path):
-    local_clusters += ["ck-named", "ck-other"]
+def test_commands_find_the_cluster_by_the_spec_file_above(cli, teardown, tmp_path):
+    teardown += ["ck-named", "ck-other"]
     project = tmp_path / "project"
     (project / "src" / "pkg").mkdir(parents=True)
     (project / "clusterkit.yaml").write_text("name: ck-named\nworkers: 1\nmemory: 512m\n")
@@ -137,8 +124,8 @@ def _worker_pid(shown: dict) -> int:
     return int(worker["where"].split()[1])  # "pid N"
 
 
-def test_status_only_looks_and_repair_heals_once(cli, local_clusters):
-    local_clusters.append("ck-look")
+def test_status_only_looks_and_repair_heals_once(cli, teardown):
+    teardown.append("ck-look")
     _up(cli, "ck-look")
     healthy = cli("status", "--name", "ck-look", "--json")
     assert healthy.returncode == 0, healthy.stderr

@@ -39,18 +39,6 @@ def _our_processes(run_dir) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture
-def teardown(run_dir):
-    """Bring down whatever a test started, even when it fails."""
-    started: list[str] = []
-    yield started
-    for name in started:
-        try:
-            cluster.down(name, "local")
-        except Exception:
-            pass
-
-
 def test_dask_cluster_computes_reports_and_leaves_nothing(run_dir, ports, teardown, cli):
     scheduler_port, dashboard_port = ports
     teardown.append("dtest")

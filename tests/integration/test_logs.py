@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from clusterkit import cluster
 from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import ROOT
 
@@ -67,18 +66,6 @@ def follows():
     yield started
     for follow in started:
         follow.stop()
-
-
-@pytest.fixture
-def teardown(run_dir):
-    """Local clusters a test started, removed even when it fails."""
-    started: list[str] = []
-    yield started
-    for name in started:
-        try:
-            cluster.down(name, "local")
-        except Exception:
-            pass
 
 
 def _up_local(cli, name: str, ports, workers: int = 2) -> None:

@@ -10,28 +10,16 @@ import asyncio
 
 import pytest
 
-from clusterkit import Cluster, cluster
+from clusterkit import Cluster
 from clusterkit.clusters import Status
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def names(run_dir):
-    """Cluster names a test starts; whatever is left of them is removed, pass or fail."""
-    started: list[str] = []
-    yield started
-    for name in started:
-        try:
-            cluster.down(name, "local")
-        except Exception:
-            pass
-
-
-def test_dask_async_with_an_async_client_and_aliases(names):
+def test_dask_async_with_an_async_client_and_aliases(teardown):
     from distributed import Client
 
-    names.append("ck-api-dask-async")
+    teardown.append("ck-api-dask-async")
 
     async def main():
         held = Cluster(
@@ -60,8 +48,8 @@ def test_dask_async_with_an_async_client_and_aliases(names):
     assert held.status == Status.closed and not held.runtime.exists("ck-api-dask-async")
 
 
-def test_dask_await_and_await_close(names):
-    names.append("ck-api-dask-await")
+def test_dask_await_and_await_close(teardown):
+    teardown.append("ck-api-dask-await")
 
     async def main():
         c = await Cluster("dask", name="ck-api-dask-await", runtime="local", asynchronous=True, workers=1)
@@ -76,12 +64,12 @@ def test_dask_await_and_await_close(names):
     assert c.status == Status.closed and not c.runtime.exists("ck-api-dask-await")
 
 
-def test_dask_get_logs_status_and_report(names, capsys):
+def test_dask_get_logs_status_and_report(teardown, capsys):
     import warnings
 
     from clusterkit.drift import DriftWarning
 
-    names.append("ck-api-dask")
+    teardown.append("ck-api-dask")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         held = Cluster("dask", name="ck-api-dask", runtime="local", n_workers=2, memory_limit=2**29)
@@ -98,8 +86,8 @@ def test_dask_get_logs_status_and_report(names, capsys):
     assert c.status == Status.closed
 
 
-def test_spark_async_get_logs_and_repr(names):
-    names.append("ck-api-spark")
+def test_spark_async_get_logs_and_repr(teardown):
+    teardown.append("ck-api-spark")
 
     async def main():
         async with Cluster(
