@@ -6,9 +6,8 @@ everywhere live here: refuse a name in use, prepare (image, ports), start,
 wait until every worker is registered, remove what started when that fails,
 read status, reconcile the worker count. A runtime supplies the verbs in the
 "what each runtime says" block: start the nodes, add or remove workers, find
-them, remove them, and explain a failure; a runtime whose nodes are containers
-also says where a client container runs beside them (:meth:`Runtime.client_place`).
-This is the shape of distributed's ``SpecCluster`` with its small ``ProcessInterface``.
+them, remove them, and explain a failure; a container runtime also says where a client
+container runs (:meth:`Runtime.client_place`): distributed's ``SpecCluster`` over its ``ProcessInterface``.
 The checks around a start (memory, exposure, readiness) are :mod:`clusterkit.runtimes.checks`.
 
 Honest status and self-healing are written here once too: a runtime reports
@@ -343,8 +342,9 @@ class Runtime:
         scaling polls the scheduler itself).
         """
         count = parse_count("workers", workers)
-        records.update(name, wanted=count)  # what status and the reconciler compare with from now on
-        self._reconcile(name, count)
+        with records.locked(name):  # the new count (status and repairs read it) and its workers at once
+            records.update(name, wanted=count)
+            self._reconcile(name, count)
         if not wait:
             return None
         self.wait(name, count, timeout)
@@ -362,8 +362,9 @@ class Runtime:
         """Remove the named workers (those the scheduler chose to retire)."""
         current = self.worker_names(name)
         doomed = [w for w in workers if w in set(current)]
-        records.update(name, wanted=max(0, len(current) - len(doomed)))
-        self._remove_workers(name, doomed)
+        with records.locked(name):
+            records.update(name, wanted=max(0, len(current) - len(doomed)))
+            self._remove_workers(name, doomed)
 
     def wait(
         self,

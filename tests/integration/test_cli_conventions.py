@@ -9,10 +9,16 @@ import signal
 
 import pytest
 
+from clusterkit.net import free_ports
 from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
+
+
+def _two_ports() -> list[str]:
+    scheduler, dashboard = free_ports("127.0.0.1", 2)  # two distinct ports
+    return ["--scheduler-port", str(scheduler), "--dashboard-port", str(dashboard)]
 
 
 def _up(cli, name: str | None, *extra: str, env: dict | None = None):
@@ -27,10 +33,7 @@ def _up(cli, name: str | None, *extra: str, env: dict | None = None):
         "--memory",
         "512m",
         "--no-supervise",
-        "--scheduler-port",
-        str(free_port()),
-        "--dashboard-port",
-        str(free_port()),
+        *_two_ports(),
         *extra,
         env=env,
     )
