@@ -60,6 +60,7 @@ class ClientPlace:
         dashboard_link: the dashboard as this machine's browser reaches it (published), if it is.
         secured: the cluster runs with ``security: tls`` (see :mod:`clusterkit.security`).
         env: the spec's ``env``, which clients get as the nodes do.
+        mounts: the host folders the nodes see at the same path (``PATH:ro|rw``); clients too.
     """
 
     cluster: str
@@ -73,6 +74,7 @@ class ClientPlace:
     dashboard_link: str | None = None
     secured: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[str, ...] = ()
 
 
 def common_environment(place: ClientPlace) -> dict[str, str]:

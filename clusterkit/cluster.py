@@ -46,15 +46,21 @@ def up(
     keep: bool = False,
     progress: Progress = quiet,
     held: bool = False,
+    project: str | os.PathLike[str] | None = None,
 ) -> ClusterStatus:
     """Start ``spec`` on ``runtime`` and wait until every worker is registered.
 
     A name is unique across runtimes, so ``status`` and ``down --name`` always
     know which cluster is meant. ``held``: this process keeps the cluster for
     its whole life (``clusterkit gc`` removes it once the process is gone).
+    ``project``: the folder shared with the nodes when the spec names none
+    (default: the nearest ``clusterkit.yaml``'s, else the current one).
     """
+    from clusterkit.runtimes.sharing import settle
+
     check_timeout(timeout)
     rt = runtimes.get_runtime(runtime or default_runtime_name())
+    spec = settle(rt, spec, project)
     for other in _runtimes(None):
         if other.name != rt.name and spec.name in other.clusters():
             raise ClusterExists(

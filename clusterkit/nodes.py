@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterkit import mounts
 from clusterkit.backends import get_backend
 from clusterkit.security import NODE_SECRETS_DIR, secured
 from clusterkit.spec import ClusterSpec, format_memory
@@ -46,11 +47,30 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = SCHEDULER_HOST) -> di
     }
 
 
-def node_environment(spec: ClusterSpec, containers: bool = True) -> dict[str, str]:
-    """The backend's node environment (and, for ``containers``, its container-only part),
-    overridden by the spec's ``env``."""
+def node_environment(spec: ClusterSpec, containers: bool = True, scratch: bool = True) -> dict[str, str]:
+    """The backend's node environment (and, for ``containers``, its container-only part; for
+    ``scratch`` containers, the scratch tmpfs: :data:`clusterkit.mounts.SCRATCH`), overridden by the spec's ``env``.
+
+    A swarm's nodes get no scratch tmpfs (a stack file cannot make one that
+    allows native libraries to load), so their root stays writable.
+    """
     backend = get_backend(spec.backend)
-    return {**backend.node_env, **(backend.container_env if containers else {}), **dict(spec.env)}
+    env = {**backend.node_env, **(backend.container_env if containers else {})}
+    if containers and scratch:
+        env = {"TMPDIR": mounts.SCRATCH, "HOME": mounts.SCRATCH, **env, **backend.scratch_env}
+    return {**env, **dict(spec.env)}
+
+
+def sealed(role: str) -> bool:
+    """Does a ``role`` node have a read-only root file system?
+
+    Workers do: what they write outside the shared folders and the scratch
+    tmpfs fails instead of vanishing with the container. The scheduler runs
+    no task; its root stays writable for the owner's lease
+    (:mod:`clusterkit.runtimes.leases`), which the engine's archive API
+    cannot write under a read-only root.
+    """
+    return role != "scheduler"
 
 
 def worker_memory_limit(spec: ClusterSpec) -> int:
@@ -67,3 +87,64 @@ def healthcheck(test: list[str], interval: str) -> dict[str, Any]:
         "retries": 3,
         "start_period": "60s",
     }
+
+
+#: The node image's own user (``images/``), whose name and home the image has.
+IMAGE_USER = "1000:1000"
+#: Users every node image knows; any other uid gets a generated passwd file (:func:`passwd_file`).
+_KNOWN_UIDS = ("0", "1000")
+
+
+def passwd_file(user: str) -> str:
+    """Where the passwd file that names ``user`` on the nodes lives on this host (:func:`passwd_text`)."""
+    from clusterkit.paths import run_root
+
+    return str(run_root() / "passwd" / user.replace(":", "-"))
+
+
+def passwd_text(user: str, login: str) -> str:
+    """A passwd file with the image's users and ``user`` as ``login``, home in the scratch folder.
+
+    Java (a Spark node) refuses to start for a uid without a name.
+
+    >>> passwd_text("1234:100", "ana").splitlines()[-1]
+    'ana:x:1234:100:clusterkit node:/run/clusterkit/tmp:/bin/sh'
+    """
+    uid, gid = user.split(":")
+    return (
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        "clusterkit:x:1000:1000:clusterkit:/home/clusterkit:/bin/sh\n"
+        f"{login}:x:{uid}:{gid}:clusterkit node:{mounts.SCRATCH}:/bin/sh\n"
+    )
+
+
+def node_binds(spec: ClusterSpec) -> list[tuple[str, str, bool]]:
+    """``(host path, node path, read-only)`` of every bind a node gets: the shared folders at
+    their own path, and the passwd file for a uid the image does not know."""
+    binds = [(m.path, m.path, m.read_only) for m in mounts.of(spec.mounts)]
+    if spec.user and spec.user.split(":")[0] not in _KNOWN_UIDS:
+        binds.append((passwd_file(spec.user), "/etc/passwd", True))
+    return binds
+
+
+def node_isolation(spec: ClusterSpec, role: str) -> dict[str, Any]:
+    """What every node container gets beyond its command, in the Docker SDK's words (``containers.create``).
+
+    Its user (the spec's), no capability and no way to gain one, the scratch
+    tmpfs (``exec``: Spark loads native libraries it unpacks there) and, for
+    a :func:`sealed` role, a read-only root file system.
+
+    >>> sorted(node_isolation(ClusterSpec(name="x", user="5:5"), "worker"))
+    ['cap_drop', 'read_only', 'security_opt', 'tmpfs', 'user']
+    """
+    options: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "tmpfs": {mounts.SCRATCH: "exec,mode=1777"},
+    }
+    if spec.user:
+        options["user"] = spec.user
+    if sealed(role):
+        options["read_only"] = True
+    return options

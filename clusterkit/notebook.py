@@ -94,7 +94,7 @@ def start(
     user = jobs.client_user()
     folder = str(Path(folder or Path.cwd()).resolve())
     jobs.check_readable(Path(folder), user)
-    mounts = [jobs.Mount(folder, WORKDIR, read_only=False)]
+    mounts = jobs.shared_mounts(place, jobs.Mount(folder, WORKDIR, read_only=False))
     if place.secured:
         mounts += jobs.credential_mounts(place, user)
     token = secrets.token_hex(24)

@@ -27,6 +27,8 @@ import yaml
 
 from clusterkit.errors import InvalidValue, SpecFileError, UnknownBackend, UnknownKey
 from clusterkit.facts import BACKENDS, DEFAULT_BACKEND, FACTS
+from clusterkit.mounts import normalize as normalize_mounts
+from clusterkit.strictyaml import DuplicateKey, StrictLoader
 
 #: ``tls``: encrypted and authenticated node and client connections; ``none``: plain TCP.
 SECURITY = ("none", "tls")
@@ -135,6 +137,11 @@ class ClusterSpec:
         requirements: a requirements file (or ``pyproject.toml``) whose packages go onto every
             node (:mod:`clusterkit.images.project`); relative to the spec file. ``None``: the
             ``pyproject.toml`` of the project ``up`` runs in, if it declares dependencies.
+        mounts: host folders every node sees at the same path, as ``PATH:ro|rw``
+            (:mod:`clusterkit.mounts`); relative to the spec file. ``None``: the
+            runtime's default (the project folder, read-only, where containers run).
+        user: ``UID:GID`` the node containers run as; ``None``: the caller's (so files
+            written into a read-write mount are the caller's), the image's user on swarm.
     """
 
     name: str
@@ -152,6 +159,8 @@ class ClusterSpec:
     max_replicas_per_node: int | None = None
     notebook: bool = False
     requirements: str | None = None
+    mounts: tuple[str, ...] | None = None
+    user: str | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -198,6 +207,10 @@ class ClusterSpec:
             )
         if self.requirements is not None:
             set_(self, "requirements", os.path.abspath(str(self.requirements)))
+        if self.mounts is not None:
+            set_(self, "mounts", normalize_mounts(self.mounts))
+        if self.user is not None and not re.match(r"^\d{1,10}:\d{1,10}$", str(self.user)):
+            raise _invalid("user", self.user, "UID:GID in numbers, such as 1000:1000")
         if self.image is not None and not str(self.image).strip():
             raise _invalid("image", self.image, "an image reference such as clusterkit/dask:abc123")
 
@@ -241,47 +254,11 @@ class ClusterSpec:
         data = dataclasses.asdict(self)
         data["env"] = dict(self.env)
         data["memory"] = format_memory(self.memory)
+        data["mounts"] = list(self.mounts) if self.mounts is not None else None
         return data
 
 
 SPEC_KEYS = tuple(f.name for f in dataclasses.fields(ClusterSpec))
-
-
-class _DuplicateKey(yaml.YAMLError):
-    """A key given twice in one mapping (YAML itself would keep the last one silently)."""
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's ``SafeLoader``, refusing a key given twice in one mapping (``workers: 2``, ``workers: 3``).
-
-    The spec's own keys also collide when they differ only in ``-`` and ``_``
-    (``scheduler-port``, ``scheduler_port``); a merge (``<<``) may still override.
-    """
-
-    _root: Any = None
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        self._root = node
-        return super().construct_document(node)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, tuple[int, str]] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if node is self._root and isinstance(key, str):
-                key = key.replace("-", "_")
-            here = (key_node.start_mark.line + 1, str(key_node.value))
-            try:
-                first = seen.setdefault(key, here)
-            except TypeError:
-                continue  # an unhashable key: SafeLoader refuses it with its own message
-            if first is not here:
-                both = f"keys {first[1]!r} and {here[1]!r} both set {key!r}" if first[1] != here[1] else ""
-                lines = f"lines {first[0]} and {here[0]}" if first[0] != here[0] else f"line {here[0]}"
-                raise _DuplicateKey(f"{both or f'key {here[1]!r} is given twice'} ({lines})")
-        return super().construct_mapping(node, deep)
 
 
 def find_spec_file(start: str | os.PathLike[str] | None = None) -> Path | None:
@@ -317,8 +294,8 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"spec file {str(path)!r} is not text (byte {e.start} is not UTF-8); pass a YAML file"
         ) from e
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader, stricter
-    except _DuplicateKey as e:
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader, stricter
+    except DuplicateKey as e:
         raise SpecFileError(f"spec file {str(path)!r}: {e}; keep one") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
@@ -337,6 +314,8 @@ def load_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     if data.get("requirements"):  # relative to the spec file, wherever `up` runs
         data["requirements"] = str((path.parent / str(data["requirements"])).resolve())
+    if data.get("mounts") is not None:  # so are the shared folders
+        data["mounts"] = normalize_mounts(data["mounts"], base=path.parent.resolve())
     for key in data:
         if key not in SPEC_KEYS:
             hint = difflib.get_close_matches(key, SPEC_KEYS, n=1)
@@ -354,7 +333,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         raw = environ.get(f"CLUSTERKIT_{key.upper()}")
         if raw not in (None, ""):
-            values[key] = raw
+            values[key] = raw.split(",") if key == "mounts" else raw
     return values
 
 

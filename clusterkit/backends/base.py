@@ -121,6 +121,8 @@ class Backend:
     node_env: dict[str, str] = {}
     #: More of it for node containers only, not for the local runtime's processes.
     container_env: dict[str, str] = {}
+    #: More for sealed node containers (read-only root): where the backend's scratch goes.
+    scratch_env: dict[str, str] = {}
     #: A worker's own web UI port inside its container, for its probe (``None``: no such UI).
     worker_ui_port: int | None = None
     #: The worker program's module, when it is Python (``python -m <module>``): a worker

@@ -10,6 +10,7 @@ SIGTERM) after removing what it started.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -109,7 +110,8 @@ def up(
     spec = spec_from(spec_file, env, **flags)
     seconds = cluster.check_timeout(timeout)
     with signals_raise():
-        status = cluster.up(spec, runtime, timeout=seconds, keep=keep, progress=_progress)
+        project = Path(spec_file).resolve().parent if spec_file else None
+        status = cluster.up(spec, runtime, timeout=seconds, keep=keep, progress=_progress, project=project)
     if as_json:
         click.echo(status.to_json())
     else:

@@ -146,6 +146,14 @@ def spec_options(func: Any) -> Any:
             "--max-replicas-per-node", type=INTEGER, help="Swarm: at most this many workers on one node."
         ),
         click.option(
+            "--mount",
+            "mounts",
+            multiple=True,
+            metavar="PATH[:ro|rw]",
+            help="A host folder every node sees at the same path (repeatable; default: the project "
+            "folder, read-only; `mounts: []` in the spec file shares none).",
+        ),
+        click.option(
             "--notebook/--no-notebook",
             default=None,
             help="JupyterLab beside the cluster, on 127.0.0.1 (`status` prints the link with its token).",
@@ -159,4 +167,5 @@ def spec_options(func: Any) -> Any:
 def spec_from(spec_file: str | None, env: tuple[str, ...], **flags: Any) -> ClusterSpec:
     """The spec from the file, the ``CLUSTERKIT_*`` variables and the command's flags."""
     flags["env"] = env_pairs(env)
+    flags["mounts"] = list(flags.get("mounts") or ()) or None
     return resolve_spec(spec_file, overrides=flags)

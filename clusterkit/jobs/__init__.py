@@ -10,8 +10,10 @@ runtime for it; this package never looks a cluster up by name):
 
 * the image is the cluster's own (by ID) plus the client layer (the command line, the
   Docker SDK, IPython: :mod:`clusterkit.images.client`), the network the cluster's;
-* the current folder is mounted read-only at ``/work`` (the working
-  directory), an ``output`` folder read-write; the container runs as the
+* the current folder is mounted read-only at its own path (the working
+  directory), an ``output`` folder read-write at its own path, and the cluster's
+  shared folders as the nodes see them (:mod:`clusterkit.mounts`): a path that
+  works here works in the job and on the nodes; the container runs as the
   caller's uid and gid (root too, which reads its own 0700 home), with every
   capability dropped and ``no-new-privileges``: it reaches what the caller
   owns and nothing more, and the caller owns what it writes;
@@ -36,7 +38,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from clusterkit.client_env import WORKDIR, ClientPlace
+from clusterkit.client_env import ClientPlace
 from clusterkit.errors import InvalidValue
 from clusterkit.jobs.attach import GRACE, run_container
 from clusterkit.jobs.container import (
@@ -50,13 +52,13 @@ from clusterkit.jobs.container import (
     client_user,
     container_options,
     credential_mounts,
+    shared_mounts,
 )
 from clusterkit.progress import Progress, quiet
 
 __all__ = [
     "GRACE",
     "JOB",
-    "OUTPUT_DIR",
     "OUTPUT_ENV",
     "SHELL",
     "Mount",
@@ -69,11 +71,10 @@ __all__ = [
     "container_options",
     "credential_mounts",
     "run",
+    "shared_mounts",
     "shell",
 ]
 
-#: Where an output folder outside the current folder is mounted.
-OUTPUT_DIR = "/out"
 #: Tells the program where its writable folder is.
 OUTPUT_ENV = "CLUSTERKIT_OUTPUT"
 
@@ -94,9 +95,9 @@ def run(
     Args:
         place: where the cluster's clients run (:func:`clusterkit.cluster.client_place`).
         argv: the command, e.g. ``["python", "job.py", "--n", "10"]``.
-        folder: mounted read-only at ``/work``, the working directory (default: the current folder).
-        output: a folder mounted read-write (created if missing): at the same place under
-            ``/work`` when inside ``folder``, else at ``/out``; ``$CLUSTERKIT_OUTPUT`` names it.
+        folder: mounted read-only at its own path, the working directory (default: the current folder).
+        output: a folder mounted read-write (created if missing) at its own path;
+            ``$CLUSTERKIT_OUTPUT`` names it.
         env: more variables (they win over the cluster's).
         interactive: pass stdin (and a terminal, if this is one), as ``shell`` does.
         progress: where the client layer's build (the first time, per node image) reports.
@@ -111,12 +112,13 @@ def run(
     folder = Path(folder or Path.cwd()).resolve()
     check_readable(folder, user, groups)
     variables = dict(env or {})
-    mounts = [Mount(str(folder), WORKDIR, read_only=True)]
+    mounts = [Mount(str(folder), str(folder), read_only=True)]  # at its own path, as on the nodes
     if output is not None:
         host, target = _output_mount(folder, Path(output))
         check_readable(host, user, groups, write=True)
         mounts.append(Mount(str(host), target, read_only=False))
         variables.setdefault(OUTPUT_ENV, target)
+    mounts = shared_mounts(place, *mounts)
     if place.secured:
         mounts += credential_mounts(place, user)
     place = client_layer(place, progress)
@@ -132,6 +134,7 @@ def run(
         env=variables,
         interactive=interactive,
         tty=tty,
+        working_dir=str(folder),
     )
     return run_container(options, interactive=interactive)
 
@@ -168,6 +171,4 @@ def _output_mount(folder: Path, output: Path) -> tuple[Path, str]:
             f"output: {str(output)!r} is the current folder itself, which stays read-only; "
             "give a folder for the results, e.g. `-o results`"
         )
-    if host.is_relative_to(folder):
-        return host, f"{WORKDIR}/{host.relative_to(folder).as_posix()}"
-    return host, OUTPUT_DIR
+    return host, str(host)  # at its own path, as the current folder

@@ -69,6 +69,7 @@ def container_options(
     interactive: bool = False,
     tty: bool = False,
     groups: Sequence[int] = (),
+    working_dir: str = WORKDIR,
 ) -> dict[str, Any]:
     """The docker SDK's ``containers.create`` keywords for one client container (pure).
 
@@ -93,7 +94,7 @@ def container_options(
         "command": list(argv),
         "name": name,
         "user": f"{user[0]}:{user[1]}",
-        "working_dir": WORKDIR,
+        "working_dir": working_dir,
         "environment": variables,
         "mounts": [DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in mounts],
         "network": place.network,
@@ -104,6 +105,24 @@ def container_options(
         "security_opt": ["no-new-privileges"],
         **({"group_add": [str(g) for g in groups]} if groups else {}),
     }
+
+
+def shared_mounts(place: ClientPlace, *own: Mount) -> list[Mount]:
+    """``own`` mounts plus the cluster's shared folders at their own path, one per target (``rw`` wins).
+
+    >>> from clusterkit.client_env import ClientPlace
+    >>> from clusterkit.facts import DEFAULT_BACKEND
+    >>> place = ClientPlace("x", DEFAULT_BACKEND, "i", "n", "s", 1, 2, mounts=("/srv/p:rw",))
+    >>> [(m.target, m.read_only) for m in shared_mounts(place, Mount("/srv/p", "/srv/p"))]
+    [('/srv/p', False)]
+    """
+    from clusterkit.mounts import parse
+
+    found: dict[str, Mount] = {}
+    for mount in [*own, *(Mount(m.path, m.path, m.read_only) for m in map(parse, place.mounts))]:
+        if mount.target not in found or not mount.read_only:
+            found[mount.target] = mount
+    return list(found.values())
 
 
 def check_readable(

@@ -19,7 +19,15 @@ from typing import Any
 import yaml
 
 from clusterkit import labels, security
-from clusterkit.nodes import SCHEDULER_HOST, healthcheck, node_commands, node_environment, worker_memory_limit
+from clusterkit.nodes import (
+    SCHEDULER_HOST,
+    healthcheck,
+    node_binds,
+    node_commands,
+    node_environment,
+    node_isolation,
+    worker_memory_limit,
+)
 from clusterkit.spec import ClusterSpec
 
 #: Seconds a node gets between SIGTERM and SIGKILL.
@@ -116,6 +124,12 @@ def _service(spec: ClusterSpec, image: str, role: str) -> dict[str, Any]:
     }
     if env:
         svc["environment"] = dict(sorted(env.items()))
+    isolation = node_isolation(spec, role)
+    svc["tmpfs"] = [f"{path}:{options}" for path, options in isolation.pop("tmpfs").items()]
+    svc.update(isolation)
+    binds = node_binds(spec)
+    if binds:  # the shared folders at the same path as on this host (clusterkit.mounts)
+        svc["volumes"] = [{"type": "bind", "source": s, "target": t, "read_only": ro} for s, t, ro in binds]
     if security.secured(spec):
         svc["secrets"] = list(security.NODE_FILES)
     return svc

@@ -67,7 +67,7 @@ def render(
 def _service(spec: ClusterSpec, image: str, role: str, names: dict[str, str]) -> dict[str, Any]:
     """What the scheduler and worker services share: image, command, labels, probe, restarts, secrets."""
     command = node_commands(spec)[role]
-    env = node_environment(spec)
+    env = node_environment(spec, scratch=False)
     role_labels = labels.cluster_labels(spec.name, spec.backend, "swarm", role)
     svc: dict[str, Any] = {
         "image": image,

@@ -98,6 +98,8 @@ class ContainerRuntime(Runtime):
     """Clusters whose nodes are containers carrying the cluster's labels."""
 
     runs_clients = True
+    #: Host folders bind at the same path on the nodes (:mod:`clusterkit.runtimes.sharing`).
+    binds_host_paths = True
 
     def _filters(self, name: str | None = None, role: str | None = None) -> dict[str, list[str]]:
         wanted = {"runtime": self.name}
@@ -172,6 +174,7 @@ class ContainerRuntime(Runtime):
             dashboard_link=dashboard + facts_of(spec.backend).dashboard_path,
             secured=security.secured(spec),
             env=dict(spec.env),
+            mounts=spec.mounts or (),
         )
 
     def exists(self, name: str) -> bool:

@@ -112,6 +112,7 @@ class SwarmRuntime(Runtime):
             dashboard_link=dashboard + facts_of(spec.backend).dashboard_path,
             secured=security.secured(spec),
             env=dict(spec.env),
+            mounts=spec.mounts or (),
         )
 
     def exists(self, name: str) -> bool:

@@ -31,7 +31,14 @@ from typing import Any
 
 from clusterkit import labels, records
 from clusterkit.backends import get_backend
-from clusterkit.nodes import SCHEDULER_HOST, node_commands, node_environment, worker_memory_limit
+from clusterkit.nodes import (
+    SCHEDULER_HOST,
+    node_binds,
+    node_commands,
+    node_environment,
+    node_isolation,
+    worker_memory_limit,
+)
 from clusterkit.progress import Progress, quiet
 from clusterkit.runtimes import leases
 from clusterkit.runtimes.containers import ContainerRuntime
@@ -177,10 +184,15 @@ class TestcontainersRuntime(ContainerRuntime):
         for key, value in node_environment(spec).items():
             container = container.with_env(key, value)
         # As in the compose file: the engine starts a crashed node again (the supervisor the rest).
+        isolation = node_isolation(spec, role)
+        container.tmpfs.update(isolation.pop("tmpfs"))  # testcontainers passes its own tmpfs=
         kwargs: dict[str, Any] = {
             "labels": self._labels(spec, role),
             "restart_policy": {"Name": "unless-stopped"},
+            **isolation,
         }
+        for source, target, read_only in node_binds(spec):  # same path as here (clusterkit.mounts)
+            container = container.with_volume_mapping(source, target, "ro" if read_only else "rw")
         if role == "scheduler":
             container = container.with_network_aliases(SCHEDULER_HOST)
             kwargs["hostname"] = SCHEDULER_HOST

@@ -187,6 +187,20 @@ class _Clusters:
         configured = self.config.getini(f"clusterkit_{backend}_image")
         return str(configured) if configured else None
 
+    def shared_folders(self, named: tuple[str, ...] | None) -> tuple[str, ...]:
+        """The spec's folders (default: the rootdir, read-only) plus pytest's temporary folders, read-write.
+
+        The parent of the base temp folder (``/tmp/pytest-of-USER``): every
+        ``tmp_path`` of this run, of its xdist processes and of later runs.
+        """
+        from clusterkit.mounts import default_folder
+
+        if named is None:
+            root = default_folder(self.config.rootpath)
+            named = (f"{root}:ro",) if root else ()
+        temp = default_folder(self.root.parent) or str(self.root)  # root: this run's, xdist or not
+        return (*named, f"{temp}:rw")
+
     def get(self, backend: str, workers: int | None, overrides: dict[str, Any]) -> ClusterHandle:
         from filelock import FileLock
 
@@ -209,6 +223,7 @@ class _Clusters:
             overrides={"backend": backend, "name": name, "workers": workers, **overrides},
             environ={},
         )
+        spec = spec.replace(mounts=self.shared_folders(spec.mounts))
         self._sweep_once()
         sessions.mark_used(self.root)
         state_path = self.root / f"clusterkit-{digest}.json"

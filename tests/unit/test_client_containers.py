@@ -118,11 +118,11 @@ def test_every_client_container_runs_without_capabilities():
     assert "group_add" not in jobs.container_options(place(), ["true"], role=jobs.JOB, name="n", user=(0, 0))
 
 
-def test_output_folder_inside_the_current_folder_keeps_its_relative_path(tmp_path):
+def test_output_folder_is_mounted_at_its_own_path(tmp_path):
     host, target = jobs._output_mount(tmp_path, tmp_path / "results")
-    assert (host, target) == (tmp_path / "results", "/work/results") and host.is_dir()
+    assert (host, target) == (tmp_path / "results", str(tmp_path / "results")) and host.is_dir()
     outside = tmp_path.parent / f"{tmp_path.name}-out"
-    assert jobs._output_mount(tmp_path, outside)[1] == jobs.OUTPUT_DIR
+    assert jobs._output_mount(tmp_path, outside)[1] == str(outside)
     with pytest.raises(InvalidValue, match="read-only"):
         jobs._output_mount(tmp_path, tmp_path)
 

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from clusterkit import client_env
+from clusterkit import client_env, mounts
 from clusterkit.backends.base import Backend
 from clusterkit.backends.spark.driver import (
     _executor_versions,
@@ -87,6 +87,13 @@ class SparkBackend(Backend):
     memory_overhead = 1024 * 2**20
     #: Spark's daemons default to 1 GiB of heap each; they need far less.
     node_env = {"SPARK_DAEMON_MEMORY": "256m"}
+    #: A node's root is read-only: Spark's scratch (shuffle, spills) and the JVM's (native
+    #: libraries it unpacks, e.g. snappy's for parquet) go to the scratch tmpfs.
+    #: (``spark_env`` puts the work, log and local dirs under ``SPARK_WORKER_DIR``.)
+    scratch_env = {
+        "SPARK_WORKER_DIR": f"{mounts.SCRATCH}/spark",
+        "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={mounts.SCRATCH}",
+    }
     worker_ui_port = SPARK.worker_ui_port
     local_worker_options = {"webui_port": 0}  # any free port: several workers on one host
 
