@@ -18,6 +18,7 @@ Pure: parsing and the defaults; the runtimes bind what :func:`parse` returns.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,28 @@ def explain(path: str, spec_mounts: tuple[str, ...] | None, *, write: bool) -> s
     if write and mount.read_only:
         return f"{path} is in {mount.path}, which the nodes see read-only; share it with `--mount {mount.path}:rw`"
     return f"{path} is in the shared folder {mount}"
+
+
+#: How a node says it could not write (Dask: Python's OSError; Spark: Hadoop's) or read a path.
+_REFUSED = (
+    (re.compile(r"Read-only file system: '([^']+)'"), True),
+    (re.compile(r"Mkdirs failed to create (?:file:)?(/\S+?)(?: \(|\s|$)"), True),
+    (re.compile(r"No such file or directory: '(/[^']+)'"), False),
+    (re.compile(r"Path does not exist: file:(/\S+?)(?:\.\s|\s|$)"), False),
+)
+
+
+def refused_paths(text: str) -> list[tuple[str, bool]]:
+    """``(path, was a write)`` for each path an error text says a node could not write or read.
+
+    >>> refused_paths("OSError: [Errno 30] Read-only file system: '/tmp/out'")
+    [('/tmp/out', True)]
+    """
+    found: dict[str, bool] = {}
+    for pattern, write in _REFUSED:
+        for match in pattern.finditer(text):
+            found.setdefault(match.group(1).split("/_temporary")[0], write)  # Spark's attempt folders
+    return list(found.items())
 
 
 def engine_elsewhere(docker_root_dir: str | None) -> bool:

@@ -138,14 +138,16 @@ def save(material: Material) -> Path:
     return folder
 
 
-def share_with_nodes(cluster: str) -> Path:
-    """Let the node user (uid 1000 in the images) read the node files, for compose's bind-mounted
-    secrets; the folder stays closed to other users of this machine. Returns the folder."""
+def share_with_nodes(cluster: str, uid: int = NODE_UID) -> Path:
+    """Let the nodes' user (``uid``: the caller's, or the images' 1000) read the node files, for
+    compose's bind-mounted secrets; the folder stays closed to other users of this machine. Returns the folder."""
     folder = client_dir(cluster)
     for name in NODE_FILES:
         path = folder / name
+        if path.stat().st_uid == uid:
+            continue  # the nodes run as the files' owner (the caller)
         if os.geteuid() == 0:
-            os.chown(path, NODE_UID, NODE_UID)
+            os.chown(path, uid, uid)
         elif os.geteuid() != NODE_UID:
             os.chmod(path, 0o644)  # the 0700 folder still keeps other users out
     return folder

@@ -133,3 +133,30 @@ def push(docker: Any, ref: str, progress: Progress = quiet) -> list[str]:
             raise ImageError(f"sending {ref} to swarm node {node.shown} failed: {e}") from e
         sent.append(node.shown)
     return sent
+
+
+def paths_missing(docker: Any, image: str, paths: list[str], labels: dict[str, str]) -> dict[str, list[str]]:
+    """The folders of ``paths`` each swarm node lacks, by node (only nodes that lack some).
+
+    Asked of each node's engine, as :func:`push` reaches it: a container that
+    binds the folder is created (never started) and removed; an engine refuses
+    to create it when the folder is not there. ``image`` must be on every node.
+    """
+    import docker as sdk
+    from docker.types import Mount
+
+    found: dict[str, list[str]] = {}
+    for node in swarm_nodes(docker):
+        engine = _reach(node, docker)
+        for path in paths:
+            try:
+                probe = engine.containers.create(
+                    image, ["true"], mounts=[Mount(path, path, type="bind", read_only=True)], labels=labels
+                )
+            except sdk.errors.APIError as e:
+                if "does not exist" not in str(e):
+                    raise ImageError(f"swarm node {node.shown}: checking {path} failed: {e}") from e
+                found.setdefault(node.shown, []).append(path)
+            else:
+                probe.remove(force=True)
+    return found

@@ -22,7 +22,14 @@ from typing import Any
 
 from clusterkit import labels, security
 from clusterkit.backends import get_backend
-from clusterkit.nodes import SCHEDULER_HOST, healthcheck, node_commands, node_environment, worker_memory_limit
+from clusterkit.nodes import (
+    SCHEDULER_HOST,
+    healthcheck,
+    node_binds,
+    node_commands,
+    node_environment,
+    worker_memory_limit,
+)
 from clusterkit.render.compose import STOP_GRACE, project_name
 from clusterkit.spec import ClusterSpec
 
@@ -85,6 +92,9 @@ def _service(spec: ClusterSpec, image: str, role: str, names: dict[str, str]) ->
     }
     if env:
         svc["environment"] = dict(sorted(env.items()))
+    binds = node_binds(spec)
+    if binds:  # the same path on every node: `up` checked that each has it
+        svc["volumes"] = [{"type": "bind", "source": s, "target": t, "read_only": ro} for s, t, ro in binds]
     if security.secured(spec):
         uid = str(security.NODE_UID)  # the node user owns its secrets' files
         svc["secrets"] = [

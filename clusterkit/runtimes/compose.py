@@ -102,7 +102,7 @@ class ComposeRuntime(ContainerRuntime):
         assert image is not None
         if security.secured(spec):  # opt-in here: what runs on a swarm, tried on this machine
             security.save(security.Material.create(spec.name))
-            security.share_with_nodes(spec.name)
+            security.share_with_nodes(spec.name, int((spec.user or str(security.NODE_UID)).split(":")[0]))
         self._compose(spec, image, "up", "-d", "--scale", f"worker={spec.workers}", timeout=timeout)
 
     def _add_workers(self, name: str, count: int) -> None:

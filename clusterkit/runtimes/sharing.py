@@ -63,6 +63,23 @@ def settle(rt: Any, spec: ClusterSpec, project: str | os.PathLike[str] | None = 
     return spec
 
 
+def on_every_node(docker: Any, spec: ClusterSpec, image: str) -> None:
+    """Every swarm node has every shared folder, or nothing starts: no folder is silently one node's own."""
+    from clusterkit.images.push import paths_missing
+    from clusterkit.labels import cluster_labels
+
+    paths = [m.path for m in mounts.of(spec.mounts)]
+    lacking = (
+        paths_missing(docker, image, paths, cluster_labels(spec.name, spec.backend, "swarm")) if paths else {}
+    )
+    if lacking:
+        where = "; ".join(f"{node} lacks {', '.join(found)}" for node, found in lacking.items())
+        raise InvalidValue(
+            f"mounts: a shared folder must be at the same path on every swarm node: {where}; "
+            "share it there (NFS, or a copy), drain those nodes, or remove it from mounts"
+        )
+
+
 def _write_passwd(user: str | None) -> None:
     """The passwd file :func:`clusterkit.nodes.node_binds` binds for a uid the image does not know."""
     if not user:

@@ -34,6 +34,7 @@ from clusterkit.render.compose import STOP_GRACE, project_name
 from clusterkit.runtimes import nodelogs, swarm_tasks
 from clusterkit.runtimes.base import Runtime
 from clusterkit.runtimes.containers import await_exit, node_image, quietly, require_image
+from clusterkit.runtimes.sharing import on_every_node
 from clusterkit.runtimes.swarm_tasks import RUNTIME
 from clusterkit.spec import ClusterSpec
 from clusterkit.status import ClusterStatus
@@ -150,6 +151,7 @@ class SwarmRuntime(Runtime):
 
         image = node_image(spec, progress)
         push(self.docker, image, progress)
+        on_every_node(self.docker, spec, image)  # shared folders: every node has them, or nothing starts
         return image
 
     def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:

@@ -48,11 +48,25 @@ def log_sections(item: Any, tail: int = TAIL) -> list[tuple[str, str]]:
     return sections
 
 
+def sharing_hints(item: Any, text: str) -> list[tuple[str, str]]:
+    """A section naming each path the failure says a node could not write or read, and the mount that fixes it."""
+    from clusterkit.mounts import explain, refused_paths
+
+    refused = refused_paths(text)
+    lines = [
+        explain(path, getattr(handle.cluster.spec, "mounts", None), write=write)
+        for handle in clusters_of(item)[:1]
+        for path, write in refused
+    ]
+    return [("clusterkit: shared folders", "\n".join(lines))] if lines else []
+
+
 def attach(item: Any, report: Any) -> None:
     """Add the logs to ``report`` if it is a failed setup or call of a test that used a cluster."""
     if not report.failed or report.when not in ("setup", "call"):
         return
     try:
+        report.sections.extend(sharing_hints(item, getattr(report, "longreprtext", "") or ""))
         report.sections.extend(log_sections(item))
     except Exception as e:  # noqa: BLE001 - never turn a report into an internal error
         report.sections.append((TITLE, f"(the logs could not be read: {e})"))

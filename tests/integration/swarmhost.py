@@ -26,6 +26,9 @@ VETH_HOST, VETH_NODE = "ck-veth0", "ck-veth1"
 RUN = Path("/run/ck-node2")
 DATA_ROOT = Path("/var/lib/ck-node2")
 NODE2_SOCKET = f"unix://{RUN}/docker.sock"
+#: A folder of this host that node 2 does not have: its engine runs in a mount namespace of its
+#: own with an empty tmpfs over it (for the shared-folder check: a folder one node lacks).
+HIDDEN_FROM_NODE2 = Path("/srv/ck-node2-lacks")
 
 
 class SwarmSetupError(RuntimeError):
@@ -128,9 +131,12 @@ def _start_second_engine() -> SecondNode:
     }
     (RUN / "daemon.json").write_text(json.dumps(config))
     log = open(RUN / "dockerd.log", "wb")
+    HIDDEN_FROM_NODE2.mkdir(parents=True, exist_ok=True)
+    hide = f'mount -t tmpfs -o size=1m ck-node2-lacks {HIDDEN_FROM_NODE2} && exec "$@"'
     # nsenter, not `ip netns exec`: the latter remounts /sys and hides the cgroup mounts.
     subprocess.Popen(
         [
+            *("unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh"),
             "nsenter",
             f"--net=/var/run/netns/{NETNS}",
             "dockerd",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import docker
 import pytest
 
 from clusterkit import Cluster
 from tests.conftest import free_port
-from tests.integration.swarmhost import two_node_swarm
+from tests.integration.swarmhost import HIDDEN_FROM_NODE2, two_node_swarm
 from tests.integration.test_swarm import swarm_leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.swarm]
@@ -70,9 +71,12 @@ def test_workers_spread_over_both_nodes_and_node2_computes(node2, docker_client,
 
     label_engine(node2, present=True)
     name = "ck-two-spread"
+    shared = Path("/srv/ck-two-shared")  # on both nodes (node 2's engine sees this host's files)
+    shared.mkdir(parents=True, exist_ok=True)
+    (shared / "numbers.csv").write_text("x\n1\n2\n3\n")
     with Cluster(
         "dask", workers=2, runtime="swarm", name=name, max_replicas_per_node=1,
-        scheduler_port=free_port(), dashboard_port=free_port(),
+        scheduler_port=free_port(), dashboard_port=free_port(), mounts=[str(shared)],
     ) as c:  # fmt: skip
         workers = c.report().workers
         assert len({w.node for w in workers}) == 2, f"one worker on each node: {workers}"
@@ -83,6 +87,29 @@ def test_workers_spread_over_both_nodes_and_node2_computes(node2, docker_client,
                 lambda: __import__("socket").gethostname(), workers=[on_node2[0].address], pure=False
             )
             assert hostname.result() == on_node2[0].name
+            total = client.submit(
+                lambda p: sum(int(x) for x in open(p).read().split()[1:]),
+                str(shared / "numbers.csv"),
+                workers=[on_node2[0].address],
+                pure=False,
+            )
+            assert total.result() == 6, "node 2 reads the shared folder at the same path"
+    assert swarm_leftovers(docker_client, name) == [] and node2_leftovers(node2, name) == []
+
+
+def test_a_shared_folder_one_node_lacks_is_named_and_nothing_starts(node2, docker_client, cli):
+    label_engine(node2, present=True)
+    name = "ck-two-lacks"
+    data = HIDDEN_FROM_NODE2 / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    result = cli(
+        "up", "--runtime", "swarm", "--name", name, "--workers", "2", "--mount", str(data),
+        "--scheduler-port", str(free_port()), "--dashboard-port", str(free_port()),
+    )  # fmt: skip
+    assert result.returncode != 0
+    line = result.stderr.strip().splitlines()[-1]
+    assert "same path on every swarm node" in line and f"lacks {data}" in line, result.stderr
+    assert node2.node_id[:12] in line, "names the node that lacks it"
     assert swarm_leftovers(docker_client, name) == [] and node2_leftovers(node2, name) == []
 
 
