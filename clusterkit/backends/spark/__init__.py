@@ -91,6 +91,7 @@ class SparkBackend(Backend):
     #: libraries it unpacks, e.g. snappy's for parquet) go to the scratch tmpfs.
     #: (``spark_env`` puts the work, log and local dirs under ``SPARK_WORKER_DIR``.)
     scratch_env = {
+        "SPARK_LOCAL_DIRS": mounts.SCRATCH,  # a driver started in a node's container (the node sets its own)
         "SPARK_WORKER_DIR": f"{mounts.SCRATCH}/spark",
         "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={mounts.SCRATCH}",
     }
