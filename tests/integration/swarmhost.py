@@ -183,6 +183,7 @@ def _stop_second_engine() -> None:
     sh("umount", "-R", str(DATA_ROOT), check=False)
     shutil.rmtree(DATA_ROOT, ignore_errors=True)
     shutil.rmtree(RUN, ignore_errors=True)
+    shutil.rmtree(HIDDEN_FROM_NODE2, ignore_errors=True)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ reach, and an encrypted overlay without working IPsec between the nodes.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -66,13 +67,14 @@ def test_image_push_sends_only_what_a_node_lacks(node2, cli):
     assert again.returncode == 0 and "every swarm node has it" in again.stdout
 
 
-def test_workers_spread_over_both_nodes_and_node2_computes(node2, docker_client, cli):
+def test_workers_spread_over_both_nodes_and_node2_computes(node2, docker_client, cli, request):
     from distributed import Client
 
     label_engine(node2, present=True)
     name = "ck-two-spread"
     shared = Path("/srv/ck-two-shared")  # on both nodes (node 2's engine sees this host's files)
     shared.mkdir(parents=True, exist_ok=True)
+    request.addfinalizer(lambda: shutil.rmtree(shared, ignore_errors=True))
     (shared / "numbers.csv").write_text("x\n1\n2\n3\n")
     with Cluster(
         "dask", workers=2, runtime="swarm", name=name, max_replicas_per_node=1,
