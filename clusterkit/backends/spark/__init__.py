@@ -87,9 +87,8 @@ class SparkBackend(Backend):
     memory_overhead = 1024 * 2**20
     #: Spark's daemons default to 1 GiB of heap each; they need far less.
     node_env = {"SPARK_DAEMON_MEMORY": "256m"}
-    #: A node's root is read-only: Spark's scratch (shuffle, spills) and the JVM's (native
-    #: libraries it unpacks, e.g. snappy's for parquet) go to the scratch tmpfs.
-    #: (``spark_env`` puts the work, log and local dirs under ``SPARK_WORKER_DIR``.)
+    #: A worker's root is read-only: Spark's scratch (``spark_env`` puts its dirs under SPARK_WORKER_DIR)
+    #: and the JVM's (native libraries it unpacks, e.g. snappy's for parquet) go to the scratch tmpfs.
     scratch_env = {
         "SPARK_LOCAL_DIRS": mounts.SCRATCH,  # a driver started in a node's container (the node sets its own)
         "SPARK_WORKER_DIR": f"{mounts.SCRATCH}/spark",
