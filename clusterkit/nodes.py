@@ -89,8 +89,6 @@ def healthcheck(test: list[str], interval: str) -> dict[str, Any]:
     }
 
 
-#: The node image's own user (``images/``), whose name and home the image has.
-IMAGE_USER = "1000:1000"
 #: Users every node image knows; any other uid gets a generated passwd file (:func:`passwd_file`).
 _KNOWN_UIDS = ("0", "1000")
 
