@@ -1,11 +1,12 @@
 """Host folders the nodes see at the same absolute path (``mounts:``), and the nodes' only scratch space.
 
 A path that works on the client works on every node: each mount is bound at
-its own path on the scheduler, every worker and every client container. The
-nodes' root filesystem is read-only and their scratch space (:data:`SCRATCH`,
+its own path on the scheduler, every worker and every client container. A
+worker's root filesystem is read-only and its scratch space (:data:`SCRATCH`,
 ``TMPDIR``, Dask's and Spark's local folders) is a tmpfs outside any path a
 host could have, so a write to a path the client does not share fails on the
-node (``Read-only file system``) instead of landing, unseen, on its own disk.
+worker (``Read-only file system``) instead of landing, unseen, on its own disk
+(:func:`clusterkit.nodes.sealed` says why the scheduler is not sealed).
 
 Pure: parsing and the defaults; the runtimes bind what :func:`parse` returns.
 
@@ -26,7 +27,6 @@ from clusterkit.errors import InvalidValue
 
 #: The nodes' writable scratch folder (a tmpfs): ``TMPDIR``, ``HOME``, Dask's and Spark's local dirs.
 SCRATCH = "/run/clusterkit/tmp"
-MODES = ("ro", "rw")
 #: Folders of the node image itself: a host folder bound there would replace the node's own.
 _SYSTEM = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/proc", "/run")
 _SYSTEM += ("/sbin", "/sys", "/usr", "/var")
