@@ -48,6 +48,15 @@ CLIENT_MODULES: dict[str, tuple[str, ...]] = {
 SWARM = "swarm"
 SWARM_REQUIREMENTS: tuple[str, ...] = ("cryptography>=42", "paramiko>=3.4")
 
+#: Spark Connect's client (pyspark's own ``connect`` extra): the client side only, never a node,
+#: so ranges (pyspark's minimums) rather than node pins.
+SPARK_CONNECT_REQUIREMENTS: tuple[str, ...] = (
+    "grpcio>=1.76",
+    "grpcio-status>=1.76",
+    "googleapis-common-protos>=1.71",
+    "zstandard>=0.25",
+)
+
 #: Every backend extra and the swarm one.
 ALL = "all"
 EXTRAS: tuple[str, ...] = (*BACKENDS, SWARM, ALL)
@@ -102,6 +111,8 @@ def requirement_lines(extra: str, versions: dict[str, str]) -> list[str]:
         return list(SWARM_REQUIREMENTS)
     names = PINNED[extra] if extra in PINNED else sorted({n for b in BACKENDS for n in PINNED[b]})
     lines = [f"{name}=={versions[name]}" for name in names]
+    if extra in (SPARK.name, ALL):
+        lines += SPARK_CONNECT_REQUIREMENTS
     return lines + (list(SWARM_REQUIREMENTS) if extra == ALL else [])
 
 

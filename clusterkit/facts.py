@@ -62,6 +62,9 @@ class BackendFacts:
     #: a JSON field holding the count, or (``""``) the ``workers`` list's ``ALIVE`` entries.
     workers_path: str
     workers_field: str
+    #: The port of a server beside the scheduler that clients reach instead of the scheduler
+    #: (Spark Connect's gRPC, its own default 15002); ``None``: the backend has none.
+    connect_port: int | None = None
 
 
 DASK = BackendFacts(
@@ -97,6 +100,7 @@ SPARK = BackendFacts(
     worker_ready=Readiness("alive-json", "/json/", '"ALIVE"'),
     workers_path="/json/",
     workers_field="",
+    connect_port=15002,
 )
 
 #: Every backend by name; the first is the default.

@@ -83,9 +83,17 @@ def with_missing(nodes: Sequence[NodeState], wanted: int) -> list[NodeState]:
 
 
 def verdict(
-    nodes: Sequence[NodeState] | None, *, wanted: int, registered: int, scheduler_answers: bool
+    nodes: Sequence[NodeState] | None,
+    *,
+    wanted: int,
+    registered: int,
+    scheduler_answers: bool,
+    also: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
     """``(healthy | degraded | down, problems)`` from the runtime's nodes and the scheduler's count.
+
+    ``also``: what the backend found wrong beside the scheduler (Spark: its Connect server
+    does not answer); any of it makes a cluster degraded.
 
     ``nodes`` should already hold the ``missing`` ones (:func:`with_missing`); ``None``
     (a runtime that cannot list its nodes) grades the scheduler's view alone.
@@ -98,7 +106,7 @@ def verdict(
         nodes, schedulers = [], [NodeState("scheduler", "", RUNNING)]  # only its answer is known
     else:
         schedulers = [n for n in nodes if n.role == "scheduler"]
-    problems = [n.describe() for n in nodes if n.state != RUNNING]
+    problems = [*also, *(n.describe() for n in nodes if n.state != RUNNING)]
     if not schedulers:
         problems.insert(0, "no scheduler node")
     if not scheduler_answers:

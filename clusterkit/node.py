@@ -18,6 +18,9 @@ import sys
 
 from clusterkit.errors import ClusterKitError
 
+#: The backends' own scheduler flags (``Backend.scheduler_options``).
+_SCHEDULER_OPTIONS = ("connect_port", "worker_cores", "worker_memory")
+
 
 def run(argv: list[str] | None = None) -> None:
     """Parse and exec; raises ``ClusterKitError`` on bad input (a taken port, a bad value)."""
@@ -31,6 +34,8 @@ def run(argv: list[str] | None = None) -> None:
     scheduler.add_argument("--address", default="0.0.0.0", help="host to listen on (default: all)")
     scheduler.add_argument("--port", default=None, help="scheduler port (default: the backend's)")
     scheduler.add_argument("--dashboard-port", default=None)
+    for option in _SCHEDULER_OPTIONS:  # Spark: its Connect server's port, the workers' size
+        scheduler.add_argument(f"--{option.replace('_', '-')}", default=None, help=argparse.SUPPRESS)
     worker = roles.add_parser("worker", help="one Dask worker / Spark worker")
     worker.add_argument("--backend", required=True)
     worker.add_argument("--scheduler", required=True, help="host:port of the scheduler")
@@ -51,9 +56,9 @@ def run(argv: list[str] | None = None) -> None:
     if args.role == "scheduler":
         port = parse_port("port", args.port or backend.scheduler_port)
         dashboard_port = parse_port("dashboard_port", args.dashboard_port or backend.dashboard_port)
-        backend.start_scheduler(
-            f"{args.address}:{port}", dashboard_port=dashboard_port, secrets_dir=args.secrets
-        )
+        options = {k: int(getattr(args, k)) for k in _SCHEDULER_OPTIONS if getattr(args, k) is not None}
+        address = f"{args.address}:{port}"
+        backend.start_scheduler(address, dashboard_port=dashboard_port, secrets_dir=args.secrets, **options)
     else:
         cores = parse_count("cores", args.cores, high=512)
         memory = parse_memory(args.memory)

@@ -30,10 +30,15 @@ def node_commands(spec: ClusterSpec, scheduler_host: str = SCHEDULER_HOST) -> di
     b, p, d = spec.backend, str(spec.scheduler_port), str(spec.dashboard_port)
     node = ["python", "-m", "clusterkit.node"]  # = `clusterkit node`, without the CLI's imports
     scheduler = [*node, "scheduler", "--backend", b, "--port", p, "--dashboard-port", d]
+    options = get_backend(b).scheduler_options(spec)
+    for key, value in options.items():
+        scheduler += [f"--{key.replace('_', '-')}", str(value)]
     worker = [*node, "worker", "--backend", b, "--scheduler", f"{scheduler_host}:{p}"]
     worker += ["--cores", str(spec.cores), "--memory", format_memory(spec.memory)]
     probe = ["python", "-m", "clusterkit.probe"]  # = `clusterkit probe`, without the CLI's imports
     scheduler_probe = [*probe, "scheduler", "--backend", b, "--ui", f"127.0.0.1:{d}"]
+    if spec.connect_port:  # the Connect server is part of the scheduler node (its pair program)
+        scheduler_probe += ["--connect", f"127.0.0.1:{spec.connect_port}"]
     worker_probe = [*probe, "worker", "--backend", b, "--ui", f"{scheduler_host}:{d}"]
     worker_ui = get_backend(b).worker_ui_port
     if worker_ui:

@@ -51,6 +51,31 @@ def fetch_json(url: str, timeout: float = 3) -> dict[str, Any]:
         raise NotReady(f"{url} did not return JSON") from e
 
 
+#: An HTTP/2 client's preface and an empty SETTINGS frame: what a gRPC client sends first.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def grpc_answers(host: str, port: int, timeout: float = 3) -> str:
+    """A gRPC server (Spark Connect's) answers at ``host:port`` with its SETTINGS frame.
+
+    A TCP connection alone proves nothing behind a published port: the
+    engine's proxy accepts it whether or not the container listens. Raises
+    ``NotReady`` with the reason.
+    """
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(_HTTP2_HELLO)
+            frame = s.recv(9)
+    except OSError as e:
+        raise NotReady(f"nothing answers gRPC at {host}:{port} ({e})") from e
+    if len(frame) < 9 or frame[3] != 4:  # a frame header whose type is SETTINGS
+        raise NotReady(f"nothing answers gRPC at {host}:{port} (the connection was closed)")
+    return f"ok: gRPC at {host}:{port}"
+
+
 def _base(hostport: str) -> str:
     return f"http://{hostport}"
 
@@ -122,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-ui", default=None, help="host:port of this worker's own web UI (default: 127.0.0.1)"
     )
+    parser.add_argument("--connect", default=None, help="host:port of a gRPC server beside the scheduler")
     args = parser.parse_args(argv)
     ui = args.ui or f"127.0.0.1:{FACTS[args.backend].dashboard_port}"
     try:
         print(probe(args.role, args.backend, ui, args.name or os.uname().nodename, args.worker_ui))
+        if args.connect:
+            host, _, port = args.connect.rpartition(":")
+            print(grpc_answers(host, int(port)))
     except NotReady as e:
         print(f"not ready: {e}", file=sys.stderr)
         return 1

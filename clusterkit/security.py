@@ -186,3 +186,24 @@ def dask_security(cluster: str) -> Any:
 def spark_secret(cluster: str) -> str:
     """The authentication secret a Spark driver of ``cluster`` needs."""
     return _client_file(cluster, SPARK_SECRET).read_text().strip()
+
+
+def connect_token(secret: str) -> str:
+    """The Spark Connect token of a cluster whose Spark secret is ``secret``.
+
+    Derived, not stored: the nodes already hold the secret (a swarm secret),
+    this host holds it with the cluster's other credentials, and a token that
+    shows up in a log does not give the secret away.
+
+    >>> len(connect_token("s3cret")), connect_token("s3cret") == connect_token("s3cret")
+    (64, True)
+    """
+    import hashlib
+    import hmac
+
+    return hmac.new(secret.encode(), b"clusterkit spark connect", hashlib.sha256).hexdigest()
+
+
+def spark_connect_token(cluster: str) -> str:
+    """The token ``cluster``'s Spark Connect server requires (``security: tls``, every swarm cluster)."""
+    return connect_token(spark_secret(cluster))

@@ -124,6 +124,7 @@ class ClusterSpec:
         memory: memory per worker, in bytes.
         scheduler_port: port of the Dask scheduler / Spark master.
         dashboard_port: Dask dashboard / Spark master web UI.
+        connect_port: Spark only: the Spark Connect server's port (``None``: Spark's 15002).
         bind_address: host address that published ports bind to.
         image: node image reference; ``None`` means the image built from the lock.
         env: extra environment for every node.
@@ -151,6 +152,7 @@ class ClusterSpec:
     memory: int = 2**30
     scheduler_port: int = 8786
     dashboard_port: int = 8787
+    connect_port: int | None = None
     bind_address: str = "127.0.0.1"
     image: str | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -180,6 +182,7 @@ class ClusterSpec:
         set_(self, "dashboard_port", parse_port("dashboard_port", self.dashboard_port))
         if self.scheduler_port == self.dashboard_port:
             raise _invalid("dashboard_port", self.dashboard_port, "a port different from scheduler_port")
+        set_(self, "connect_port", self._connect_port())
         try:
             ipaddress.ip_address(self.bind_address)
         except ValueError:
@@ -213,6 +216,20 @@ class ClusterSpec:
             raise _invalid("user", self.user, "UID:GID in numbers, such as 1000:1000")
         if self.image is not None and not str(self.image).strip():
             raise _invalid("image", self.image, "an image reference such as clusterkit/dask:abc123")
+
+    def _connect_port(self) -> int | None:
+        """The Connect server's port: the backend's default, validated, or ``None`` where none runs."""
+        served = FACTS[self.backend].connect_port
+        if self.connect_port is None:
+            return served
+        if served is None:
+            raise _invalid(
+                "connect_port", self.connect_port, f"nothing: {self.backend} has no Connect server"
+            )
+        port = parse_port("connect_port", self.connect_port)
+        if port in (self.scheduler_port, self.dashboard_port):
+            raise _invalid("connect_port", port, "a port other than the scheduler's and the dashboard's")
+        return port
 
     @property
     def scheduler_address(self) -> str:

@@ -135,6 +135,8 @@ class ClusterStatus:
     differences: tuple[Any, ...] = ()
     #: The notebook beside the cluster (``up --notebook``), with its token: what a browser here opens.
     notebook_url: str | None = None
+    #: Spark: the Connect server, as ``sc://localhost:PORT`` (never its token: status lands in CI logs).
+    connect_url: str | None = None
     #: ``healthy``, ``degraded`` or ``down`` (:mod:`clusterkit.health`): the scheduler's view
     #: compared with the runtime's nodes and the wanted count; ``None`` where no runtime is known.
     health: str | None = None
@@ -196,6 +198,8 @@ class ClusterStatus:
             console.print(f"dashboard: {self.dashboard_url}")
         if self.notebook_url:
             console.print(f"notebook: {self.notebook_url}", soft_wrap=True)  # whole, to copy and click
+        if self.connect_url:
+            console.print(f"spark connect: {self.connect_url}")
         table = Table(show_header=True, header_style="bold")
         on_nodes = any(w.node for w in self.workers)  # a swarm says where each worker runs
         for column in ("worker", "address", "cores", "memory", "state", *(("node",) if on_nodes else ())):

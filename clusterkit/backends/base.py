@@ -134,13 +134,24 @@ class Backend:
     # -- programs: what a backend says ------------------------------------------
 
     def scheduler_argv(
-        self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None
+        self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None, **options: Any
     ) -> list[str]:
         """The scheduler program; ``host`` ``None`` listens on every interface.
 
         ``secrets_dir`` holds the cluster's credentials (:mod:`clusterkit.security`): TLS/auth on.
+        ``options``: the backend's own (:meth:`scheduler_options`).
         """
         raise NotImplementedError
+
+    def scheduler_options(self, spec: ClusterSpec) -> dict[str, int]:
+        """What the scheduler node of ``spec`` needs beyond its ports (Spark: its Connect server's
+        port and the workers' size), as ``--flag value`` of ``clusterkit.node scheduler``."""
+        return {}
+
+    def status_options(self, spec: ClusterSpec) -> dict[str, Any]:
+        """Keyword arguments of ``count_workers`` and ``collect_status`` for ``spec`` as this host
+        reaches it: its credentials, and what else the backend's readiness covers."""
+        return self.credentials(spec)
 
     def worker_argv(self, scheduler_address: str, **node: Any) -> list[str]:
         """One worker program that joins ``scheduler_address``.
@@ -178,20 +189,22 @@ class Backend:
         work_dir: str | None = None,
         secrets_dir: str | None = None,
         env: Mapping[str, str] | None = None,
+        **options: Any,
     ) -> Any:
         """Run the scheduler at ``address`` (``host:port``; host 0.0.0.0 = every interface).
 
         ``detach=False`` (as inside a container) replaces this process with the
         scheduler; ``detach=True`` returns a ``Popen``. Raises ``PortInUse``
         before starting if a port is taken (Spark would silently move to the next one).
-        ``env`` adds to the program's environment (verbatim).
+        ``env`` adds to the program's environment (verbatim); ``options`` are the backend's
+        own (:meth:`scheduler_options`).
         """
         host, port = parse_address(address or f"0.0.0.0:{self.scheduler_port}", self.scheduler_port)
         dashboard_port = dashboard_port or self.dashboard_port
         bind = None if host in ("0.0.0.0", "", "*") else host
         ensure_port_free(bind or "0.0.0.0", port, "scheduler")
         ensure_port_free(bind or "0.0.0.0", dashboard_port, "dashboard")
-        argv = self.scheduler_argv(bind, port, dashboard_port, secrets_dir)
+        argv = self.scheduler_argv(bind, port, dashboard_port, secrets_dir, **options)
         env = {**(env or {}), **self.node_process_env("scheduler", work_dir, secrets_dir)}
         return launch(argv, detach=detach, env=env, log=log)
 

@@ -72,14 +72,15 @@ def fresh_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
     fill: dict[str, Any] = {}
     if "name" not in values:
         fill["name"] = f"{values['backend']}-{secrets.token_hex(3)}"
-    wanted = [key for key in _PORTS if key not in values]
+    ports = _PORTS if facts_of(str(values["backend"])).connect_port is None else (*_PORTS, "connect_port")
+    wanted = [key for key in ports if key not in values]
     bind = str(values.get("bind_address", _BIND)).strip()
     try:
         ipaddress.ip_address(bind)
     except ValueError:
         return fill  # the spec says what is wrong with it
     if wanted:
-        given = {int(str(values[k]).strip()) for k in _PORTS if str(values.get(k, "")).strip().isdigit()}
+        given = {int(str(values[k]).strip()) for k in ports if str(values.get(k, "")).strip().isdigit()}
         fill.update(zip(wanted, free_ports(bind, len(wanted), avoid=given), strict=True))
     return fill
 

@@ -31,6 +31,7 @@ class SparkCluster(Cluster):
     def _init(self, spec: Any, runtime: Any, *, owned: bool) -> None:
         super()._init(spec, runtime, owned=owned)
         self._session: Any = None
+        self._connect_session: Any = None
         self._starting: asyncio.Future[Any] | None = None
 
     def _start_cluster(self, *, timeout: float, keep: bool, progress: Progress) -> None:
@@ -72,13 +73,23 @@ class SparkCluster(Cluster):
     async def __aexit__(self, *exc: Any) -> None:
         await asyncio.to_thread(self._close_now)
 
-    def session(self, timeout: float = 60, **options: Any) -> Any:
+    def session(self, timeout: float = 60, *, connect: bool = False, **options: Any) -> Any:
         """A ``SparkSession`` whose executors run on this cluster (made once, then reused).
 
         ``options`` go to ``clusterkit.spark.connect_to_scheduler`` (``conf=``, ``app_name=`` ...).
+        ``connect=True``: a Spark Connect session instead (the driver runs in the cluster, this
+        process needs no JVM), with the cluster's token when its server requires one.
         """
         from clusterkit.backends.spark import backend, session_usable
 
+        if connect:
+            if options:
+                raise TypeError(f"session(connect=True) takes no driver options: {sorted(options)}")
+            from clusterkit.backends.spark.connect import usable
+
+            if self._connect_session is None or not usable(self._connect_session):
+                self._connect_session = backend.connect_session(self.client_spec, timeout)
+            return self._connect_session
         if self._session is None or not session_usable(self._session):
             # A session whose master restarted was stopped (it raised instead of hanging): a new one.
             self._session = backend.connect(self.client_spec, timeout, **options)
@@ -121,11 +132,14 @@ class SparkCluster(Cluster):
         if self.status == Status.closed:
             return
         self.status = Status.closing
-        if self._session is not None:
-            from clusterkit.backends.spark import stop_session
+        from clusterkit.backends.spark import stop_session
 
+        if self._session is not None:
             stop_session(self._session)  # bounded: an unreachable cluster must not hang close()
             self._session = None
+        if self._connect_session is not None:
+            stop_session(self._connect_session)  # ends this client's server-side session
+            self._connect_session = None
         self._down()
         self.status = Status.closed
 

@@ -143,6 +143,7 @@ def _scheduler(spec: ClusterSpec, image: str) -> dict[str, Any]:
     scheduler["ports"] = [
         published(spec.bind_address, spec.scheduler_port),
         published(spec.bind_address, spec.dashboard_port),
+        *([published(spec.bind_address, spec.connect_port)] if spec.connect_port else []),
     ]
     return scheduler
 

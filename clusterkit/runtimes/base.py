@@ -6,8 +6,8 @@ everywhere live here: refuse a name in use, prepare (image, ports), start,
 wait until every worker is registered, remove what started when that fails,
 read status, reconcile the worker count. A runtime supplies the verbs in the
 "what each runtime says" block: start the nodes, add or remove workers, find
-them, remove them, and explain a failure; a container runtime also says where a client
-container runs (:meth:`Runtime.client_place`): distributed's ``SpecCluster`` over its ``ProcessInterface``.
+them, remove them, and explain a failure; a container runtime also says where a client container
+runs (:meth:`Runtime.client_place`): distributed's ``SpecCluster`` over its ``ProcessInterface``.
 The checks around a start (memory, exposure, readiness) are :mod:`clusterkit.runtimes.checks`.
 
 Honest status and self-healing are written here once too: a runtime reports
@@ -262,9 +262,8 @@ class Runtime:
         wanted = self.wanted_workers(name)
         found, silent = scheduler_view(spec)
         listed = health.with_missing(nodes, wanted) if nodes is not None else None
-        verdict, problems = health.verdict(
-            listed, wanted=wanted, registered=len(found.alive_workers), scheduler_answers=not silent
-        )
+        seen = {"registered": len(found.alive_workers), "also": found.problems}  # also: Spark's Connect
+        verdict, problems = health.verdict(listed, wanted=wanted, scheduler_answers=not silent, **seen)
         if silent:
             problems.append(
                 f"{silent}; `clusterkit logs --name {name}` shows why, `clusterkit down --name {name}` "

@@ -55,7 +55,7 @@ def scheduler_view(spec: ClusterSpec) -> tuple[ClusterStatus, str]:
     backend = get_backend(spec.backend)
     try:
         found = backend.collect_status(
-            spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.credentials(spec)
+            spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.status_options(spec)
         )
     except NotReady as e:
         unreachable = ClusterStatus(
@@ -84,7 +84,7 @@ def wait_for_workers(
     "k of n workers registered" each time the count changes.
     """
     backend = get_backend(spec.backend)
-    credentials = backend.credentials(spec)
+    credentials = backend.status_options(spec)
     last = [0]
 
     def probe() -> int:

@@ -97,6 +97,8 @@ class ComposeRuntime(ContainerRuntime):
         super()._preflight(spec)
         ensure_port_free(spec.bind_address, spec.scheduler_port, "scheduler")
         ensure_port_free(spec.bind_address, spec.dashboard_port, "dashboard")
+        if spec.connect_port:
+            ensure_port_free(spec.bind_address, spec.connect_port, "Spark Connect")
 
     def _start(self, spec: ClusterSpec, image: str | None, timeout: float) -> None:
         assert image is not None

@@ -215,7 +215,7 @@ class ContainerRuntime(Runtime):
             spec = self.client_spec(name)
             backend = get_backend(spec.backend)
             seen = backend.collect_status(
-                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.credentials(spec)
+                spec.scheduler_host, spec.scheduler_port, spec.dashboard_port, **backend.status_options(spec)
             )
         except (ClusterKitError, NotReady):  # the scheduler does not answer: none is registered
             return sorted(c.name for c in self._containers(name, "worker"))

@@ -156,6 +156,8 @@ class LocalRuntime(Runtime):
     def _preflight(self, spec: ClusterSpec) -> None:
         ensure_port_free(spec.bind_address, spec.scheduler_port, "scheduler")
         ensure_port_free(spec.bind_address, spec.dashboard_port, "dashboard")
+        if spec.connect_port:
+            ensure_port_free(spec.bind_address, spec.connect_port, "Spark Connect")
         check_memory_fits(spec, psutil.virtual_memory().total, "this machine")
 
     # -- health -------------------------------------------------------------------
@@ -225,6 +227,7 @@ class LocalRuntime(Runtime):
                     log=log,
                     work_dir=str(work_dir),
                     env=env,
+                    **backend.scheduler_options(spec),
                 )
             else:
                 proc = backend.start_worker(

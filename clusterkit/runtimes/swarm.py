@@ -140,6 +140,8 @@ class SwarmRuntime(Runtime):
         host_mode = get_backend(spec.backend).listens_on_all_interfaces  # else forwarded
         ensure_port_free("0.0.0.0" if host_mode else "127.0.0.1", spec.scheduler_port, "scheduler")
         ensure_port_free("127.0.0.1", spec.dashboard_port, "dashboard")
+        if spec.connect_port:  # forwarded, on this machine only: token clients are on the manager host
+            ensure_port_free("127.0.0.1", spec.connect_port, "Spark Connect")
         if spec.bind_address not in ("127.0.0.1", "0.0.0.0"):
             raise SwarmUnavailable(
                 f"bind_address {spec.bind_address}: a swarm publishes the scheduler port on every interface "
@@ -184,7 +186,7 @@ class SwarmRuntime(Runtime):
     def _start_forwarder(self, spec: ClusterSpec, image: str) -> None:
         """The dashboard (and a scheduler port the stack does not publish) on 127.0.0.1 of this
         machine only, through the overlay network."""
-        ports = [spec.dashboard_port]
+        ports = [spec.dashboard_port, *([spec.connect_port] if spec.connect_port else [])]
         if not get_backend(spec.backend).listens_on_all_interfaces:
             ports.append(spec.scheduler_port)
         command = ["python", "-m", "clusterkit.forward"]

@@ -76,16 +76,16 @@ def _our_settings() -> Iterator[None]:
 def _published(scheduler: Any, spec: ClusterSpec) -> ClusterSpec | None:
     """``spec`` with the scheduler container's ports as published on 127.0.0.1; ``None`` while none are."""
     ports = scheduler.attrs["NetworkSettings"]["Ports"] or {}
+    wanted = [p for p in (spec.scheduler_port, spec.dashboard_port, spec.connect_port) if p]
     try:
-        published = {
-            p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in (spec.scheduler_port, spec.dashboard_port)
-        }
+        published = {p: int(ports[f"{p}/tcp"][0]["HostPort"]) for p in wanted}
     except (KeyError, IndexError, TypeError):
         return None
     return spec.replace(
         bind_address="127.0.0.1",
         scheduler_port=published[spec.scheduler_port],
         dashboard_port=published[spec.dashboard_port],
+        connect_port=published[spec.connect_port] if spec.connect_port else None,
     )
 
 
@@ -200,6 +200,8 @@ class TestcontainersRuntime(ContainerRuntime):
             # Published on loopback only, on ports the kernel picks.
             container.ports[spec.scheduler_port] = ("127.0.0.1", None)
             container.ports[spec.dashboard_port] = ("127.0.0.1", None)
+            if spec.connect_port:
+                container.ports[spec.connect_port] = ("127.0.0.1", None)
         else:
             kwargs["mem_limit"] = worker_memory_limit(spec)
             kwargs["nano_cpus"] = int(spec.cores * 1e9)

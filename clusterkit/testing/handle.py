@@ -49,6 +49,7 @@ class ClusterHandle:
         self.cluster = cluster
         self._backend = get_backend(cluster.spec.backend)
         self._client: Any = None
+        self._connect: Any = None
         self._scratch = scratch
         self._shipped: set[str] = set()
 
@@ -81,6 +82,15 @@ class ClusterHandle:
         """The ``SparkSession`` (alias of ``client`` for Spark clusters)."""
         return self.client
 
+    @property
+    def connect_session(self) -> Any:
+        """A Spark Connect session on the cluster (its driver in the cluster), made once."""
+        from clusterkit.backends.spark.connect import usable
+
+        if self._connect is None or not usable(self._connect):
+            self._connect = self._backend.connect_session(self.cluster.client_spec, 60)
+        return self._connect
+
     def status(self) -> Any:
         return self.cluster.report()
 
@@ -99,3 +109,6 @@ class ClusterHandle:
         if self._client is not None:
             self._backend.close(self._client)
             self._client = None
+        if self._connect is not None:
+            self._backend.close(self._connect)
+            self._connect = None

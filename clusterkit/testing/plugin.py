@@ -6,7 +6,9 @@ Installed with clusterkit (``pytest11`` entry point), nothing to copy::
         client = dask_cluster.client
         assert client.submit(sum, [1, 2, 3]).result() == 6
 
-Fixtures: ``dask_cluster`` and ``spark_cluster`` (session scope) and the
+Fixtures: ``dask_cluster``, ``spark_cluster``, ``spark_session`` (its session; not
+when pytest-spark, which has its own, is active) and ``spark_connect_session`` (a Spark
+Connect session on it), all of session scope, and the
 factory ``clusterkit_cluster(backend, workers=..., **spec)``. Options:
 ``--clusterkit-workers N``, ``--clusterkit-keep``, ``--clusterkit-spec PATH``; ini:
 ``clusterkit_dask_image``, ``clusterkit_spark_image``, ``clusterkit_workers``,
@@ -77,6 +79,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not _is_xdist_worker(config):
         config._clusterkit_session = new_session_id()  # type: ignore[attr-defined]
+    if not config.pluginmanager.hasplugin(PYTEST_SPARK):
+        config.pluginmanager.register(SparkSessionFixture(), "clusterkit-spark-session")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -311,3 +315,33 @@ def dask_cluster(clusterkit_cluster: Callable[..., ClusterHandle]) -> ClusterHan
 def spark_cluster(clusterkit_cluster: Callable[..., ClusterHandle]) -> ClusterHandle:
     """A Spark master and workers in containers; ``spark_cluster.session`` is ready."""
     return clusterkit_cluster("spark")
+
+
+@pytest.fixture(scope="session")
+def spark_connect_session(spark_cluster: ClusterHandle) -> Any:
+    """A Spark Connect session on ``spark_cluster``: its driver runs in the cluster, so this
+    process starts no JVM."""
+    return spark_cluster.connect_session
+
+
+class SparkSessionFixture:
+    """``spark_session``, registered by :func:`pytest_configure` unless pytest-spark is active:
+    that plugin defines a fixture of the same name (a local session), and which of two
+    plugins' fixtures pytest picks would depend on their load order."""
+
+    @pytest.fixture(scope="session")
+    @staticmethod
+    def spark_session(spark_cluster: ClusterHandle) -> Any:
+        """The ``SparkSession`` on ``spark_cluster`` (its driver in this process; UTC, 2
+        shuffle partitions per core, a share of the cores under pytest-xdist)."""
+        return spark_cluster.session
+
+
+#: pytest-spark's plugin name (its ``pytest11`` entry point).
+PYTEST_SPARK = "spark"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if config.pluginmanager.hasplugin(PYTEST_SPARK):
+        return ["clusterkit: `spark_session` is pytest-spark's; the cluster's is `spark_cluster.session`"]
+    return []

@@ -84,19 +84,26 @@ def test_spark_suite_runs_a_dataframe_job(pytester, docker_client, tmp_path):
         test_spark="""
 from record import record
 
-def test_dataframe(spark_cluster):
+def test_dataframe(spark_cluster, spark_session):
     record(spark_cluster, "df")
-    s = spark_cluster.session
+    s = spark_session
+    assert s is spark_cluster.session
+    assert s.conf.get("spark.sql.session.timeZone") == "UTC"
     df = s.createDataFrame([(i % 3, i) for i in range(300)], ["k", "v"])
     rows = {r["k"]: r["total"] for r in df.groupBy("k").sum("v").withColumnRenamed("sum(v)", "total").collect()}
     assert rows == {k: sum(i for i in range(300) if i % 3 == k) for k in range(3)}
 
 def test_alive(spark_cluster):
     assert [w.state for w in spark_cluster.status().workers] == ["ALIVE", "ALIVE"]
+
+def test_connect(spark_connect_session):
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+    assert isinstance(spark_connect_session, ConnectSession)
+    assert spark_connect_session.range(300).selectExpr("id % 3 as k").distinct().count() == 3
 """,
     )
     result = run_suite(pytester, tmp_path / "rec")
-    assert "2 passed" in result.stdout, result.stdout + result.stderr
+    assert "3 passed" in result.stdout, result.stdout + result.stderr
     (name,) = names_seen(tmp_path / "rec")
     assert leftovers(docker_client, name) == []
 

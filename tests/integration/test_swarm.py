@@ -145,4 +145,14 @@ def test_spark_on_swarm_with_authentication(swarm, swarm_names):
         assert refused.returncode != 0
         last = refused.stderr.strip().splitlines()[-1]
         assert last.startswith("clusterkit.errors.ClusterUnavailable") and "secret" in last, last
+
+        # Spark Connect through the forwarder on 127.0.0.1, with the token the cluster requires.
+        connect = c.session(connect=True)
+        assert connect.range(1000).selectExpr("id % 3 as k").groupBy("k").count().count() == 3
+        assert c.report().connect_url == f"sc://localhost:{c.spec.connect_port}"
+        without = "from clusterkit.backends.spark.connect import remote_session\n"
+        without += f"remote_session('127.0.0.1', {c.spec.connect_port}, None, timeout=30)\n"
+        refused = subprocess.run([sys.executable, "-c", without], capture_output=True, text=True, timeout=300)
+        last = refused.stderr.strip().splitlines()[-1]
+        assert refused.returncode != 0 and "refused the client" in last and "token" in last, last
     assert swarm_leftovers(swarm, name) == []

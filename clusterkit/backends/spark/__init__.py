@@ -29,13 +29,13 @@ from clusterkit.backends.spark.driver import (
 )
 from clusterkit.backends.spark.session import AUTH_SETTINGS, driver_host_for, driver_settings, start_session
 from clusterkit.backends.spark.session import ship_project as ship_session_project
+from clusterkit.backends.spark.state import MasterView
 from clusterkit.backends.spark.watch import SessionWatch
 from clusterkit.errors import ClusterUnavailable
 from clusterkit.facts import SPARK
 from clusterkit.net import format_host, parse_address
-from clusterkit.probe import fetch_json
-from clusterkit.spec import format_memory
-from clusterkit.status import ClusterStatus, WorkerStatus, local_versions
+from clusterkit.spec import ClusterSpec, format_memory
+from clusterkit.status import ClusterStatus, local_versions
 from clusterkit.waiting import NotReady, accepts_connections, wait_for
 
 __all__ = ["AUTH_SETTINGS", "SparkBackend", "backend", "session_usable", "spark_env", "stop_session"]
@@ -71,7 +71,7 @@ def spark_env(work_dir: str | None = None) -> dict[str, str]:
     return env
 
 
-class SparkBackend(Backend):
+class SparkBackend(MasterView, Backend):
     """Spark standalone; the seed API as methods of one ready object."""
 
     facts = SPARK
@@ -108,12 +108,38 @@ class SparkBackend(Backend):
         return str(spark_home() / "bin" / "spark-class")
 
     def scheduler_argv(
-        self, host: str | None, port: int, dashboard_port: int, secrets_dir: str | None = None
+        self,
+        host: str | None,
+        port: int,
+        dashboard_port: int,
+        secrets_dir: str | None = None,
+        connect_port: int | None = None,
+        **options: Any,
     ) -> list[str]:
+        """The master; with ``connect_port``, the master and the Connect server as one node
+        (:mod:`clusterkit.backends.spark.pair`; ``options``: the workers' size)."""
+        if connect_port:
+            argv = [sys.executable, "-m", "clusterkit.backends.spark.pair", "--port", str(port)]
+            argv += ["--webui-port", str(dashboard_port), "--connect-port", str(connect_port)]
+            for key, value in sorted(options.items()):
+                argv += [f"--{key.replace('_', '-')}", str(value)]
+            if host:
+                argv += ["--host", host, "--python", sys.executable]  # local processes: this venv
+            return [*argv, *(["--secrets", secrets_dir] if secrets_dir else [])]
         argv = [self.spark_class(), MASTER_CLASS, "--port", str(port), "--webui-port", str(dashboard_port)]
         if host:
             argv += ["--host", host]
         return argv
+
+    def scheduler_options(self, spec: ClusterSpec) -> dict[str, int]:
+        """The Connect server's port, and the workers' size its executors are cut to."""
+        if not spec.connect_port:
+            return {}
+        return {"connect_port": spec.connect_port, "worker_cores": spec.cores, "worker_memory": spec.memory}
+
+    def status_options(self, spec: ClusterSpec) -> dict[str, Any]:
+        """The credentials, and the Connect server's port: ``up`` waits for it, ``status`` reports it."""
+        return {**self.credentials(spec), "connect_port": spec.connect_port}
 
     def worker_argv(
         self,
@@ -227,6 +253,17 @@ class SparkBackend(Backend):
         self._ui_url = f"http://{format_host(host)}:{ui_port or self.dashboard_port}"
         return session
 
+    def connect_session(self, spec: ClusterSpec, timeout: float = 60) -> Any:
+        """A Spark Connect session on the cluster of ``spec`` (as this host reaches it), with the
+        token its server requires under ``security: tls``; the driver runs in the cluster."""
+        from clusterkit import security
+        from clusterkit.backends.spark.connect import remote_session
+
+        if not spec.connect_port:
+            raise ClusterUnavailable(f"cluster {spec.name!r} runs no Spark Connect server")
+        token = security.spark_connect_token(spec.name) if security.secured(spec) else None
+        return remote_session(spec.scheduler_host, spec.connect_port, token, timeout)
+
     def _reach_master(
         self, host: str, port: int, timeout: float, ui_port: int | None
     ) -> tuple[int | None, list[dict[str, Any]]]:
@@ -267,13 +304,6 @@ class SparkBackend(Backend):
         RPC time-outs; past the deadline the driver is left to end with this process.
         """
         stop_session(connection, timeout)
-
-    def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
-        try:
-            state = fetch_json(f"http://{format_host(host)}:{ui_port}/json/", timeout=2)
-        except NotReady:
-            return []
-        return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
 
     def report_status(
         self,
@@ -363,38 +393,6 @@ class SparkBackend(Backend):
 
     def ship_project(self, connection: Any) -> str | None:
         return ship_session_project(connection)
-
-    def _state(self, host: str, dashboard_port: int) -> dict[str, Any]:
-        state = fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")
-        if state.get("status") != "ALIVE":
-            raise NotReady(f"Spark master is {state.get('status')!r}, not ALIVE")
-        return state
-
-    def count_workers(self, host: str, scheduler_port: int, dashboard_port: int, **_: Any) -> int:
-        state = self._state(host, dashboard_port)
-        return sum(1 for w in state.get("workers", []) if w.get("state") == "ALIVE")
-
-    def collect_status(self, host: str, scheduler_port: int, dashboard_port: int, **_: Any) -> ClusterStatus:
-        state = self._state(host, dashboard_port)
-        workers = tuple(
-            WorkerStatus(
-                name=str(w.get("id")),
-                address=f"{w.get('host')}:{w.get('port')}",
-                cores=int(w.get("cores", 0)),
-                memory=int(w.get("memory", 0)) * 2**20,
-                state=str(w.get("state")),
-            )
-            for w in state.get("workers", [])
-            if w.get("state") != "DEAD"
-        )
-        return ClusterStatus(
-            backend=self.name,
-            scheduler_address=f"{format_host(host)}:{scheduler_port}",
-            state=str(state.get("status")),
-            dashboard_url=f"http://{format_host(host)}:{dashboard_port}",
-            workers=workers,
-            versions={"client": local_versions()},
-        )
 
 
 backend = SparkBackend()

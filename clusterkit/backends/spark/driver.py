@@ -8,6 +8,7 @@ because all of it runs in the client, never on a node.
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from clusterkit import records
@@ -91,6 +92,30 @@ def _fitting_executor_memory(workers: list[dict[str, Any]]) -> str | None:
     if not offers:
         return None
     return f"{min(1024, min(offers))}m"
+
+
+def cluster_share(workers: list[dict[str, Any]], environ: Mapping[str, str]) -> dict[str, str]:
+    """Settings that size a session to the cluster's cores (the workers' ``cores``).
+
+    Shuffles get 2 partitions per core (Spark's 200 make a test's small shuffle 200 tasks);
+    under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT`` > 1) a session takes its share of the
+    cores (``spark.cores.max``): the first one would otherwise take all, and the others
+    wait for executors until it stops.
+
+    >>> workers = [{"cores": 2}, {"cores": 2}]
+    >>> cluster_share(workers, {})
+    {'spark.sql.shuffle.partitions': '8'}
+    >>> cluster_share(workers, {"PYTEST_XDIST_WORKER_COUNT": "3"})["spark.cores.max"]
+    '1'
+    """
+    cores = sum(int(w.get("cores") or 0) for w in workers)
+    if cores <= 0:  # the master's web UI did not say: Spark's defaults
+        return {}
+    settings = {"spark.sql.shuffle.partitions": str(2 * cores)}
+    processes = environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if processes.isdigit() and int(processes) > 1:
+        settings["spark.cores.max"] = str(max(1, cores // int(processes)))
+    return settings
 
 
 def _executor_versions(_: Any) -> list[tuple[str, dict[str, str]]]:

@@ -1,25 +1,33 @@
-"""Building the driver's ``SparkSession``: its address, ports, Python and executor size.
+"""Building the driver's ``SparkSession``: its address, ports, Python, executor size, UI.
 
 What :meth:`SparkBackend.connect_to_scheduler <clusterkit.backends.spark.SparkBackend.connect_to_scheduler>`
 settles once the master answers: executors must reach the driver (so its address
 is this machine's on the route to a worker), run a Python they have, and ask for
-memory a worker offers. All of it runs in the client, never on a node.
+memory a worker offers; a session also suits tests (UTC, few shuffle partitions, a
+share of the cores under pytest-xdist) and shows its UI on 127.0.0.1. All of it runs
+in the client, never on a node, and none of it changes the process's environment.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from clusterkit.backends.spark.driver import (
     _fitting_executor_memory,
     _free_port,
     _route_address,
+    cluster_share,
     session_usable,
 )
+from clusterkit.backends.spark.gateway import log_hint, log_level, start_jvm
 from clusterkit.errors import ClusterUnavailable
 from clusterkit.net import loopback
+
+#: Where the application UI listens, whatever address executors reach the driver at.
+UI_HOST = "127.0.0.1"
 
 #: What ``security: tls`` turns on, on the master, the workers, the executors and the driver.
 AUTH_SETTINGS = {"spark.authenticate": "true", "spark.network.crypto.enabled": "true"}
@@ -44,15 +52,28 @@ def driver_settings(
     python: str | None = None,
     executor_memory: str | None = None,
     secret: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The session's configuration (see ``connect_to_scheduler``); sets ``PYSPARK_PYTHON``."""
+    """The session's configuration (see ``connect_to_scheduler``); it changes no environment.
+
+    Beside what executors need to reach the driver: the application UI on a free port of
+    127.0.0.1 (whatever address executors reach the driver at), UTC, shuffle partitions and
+    (under pytest-xdist) a share of the cores sized from ``workers`` (:func:`cluster_share`),
+    and the ``CLUSTERKIT_SPARK_LOG`` level read from ``environ`` (default ``os.environ``).
+    The caller's ``conf`` goes over all of it.
+
+    >>> settings = driver_settings("127.0.0.1", [{"cores": 2, "memory": 2048}], environ={})
+    >>> settings["spark.sql.shuffle.partitions"], settings["spark.sql.session.timeZone"]
+    ('4', 'UTC')
+
+    Raises:
+        InvalidValue: a bad ``CLUSTERKIT_SPARK_LOG``.
+    """
+    environ = os.environ if environ is None else environ
     local = loopback(driver_host)
     # Local executors run this interpreter; remote ones their own python3
     # (clusterkit images put their venv first on PATH).
     python = python or (sys.executable if local else "python3")
-    # pyspark reads this once, when the context starts: it is what executors run.
-    os.environ["PYSPARK_PYTHON"] = python
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     if not local:
         # Fixed, known ports for the connections executors open back to us.
         driver_port = driver_port or _free_port(driver_host)
@@ -60,17 +81,23 @@ def driver_settings(
     settings = {
         "spark.driver.host": driver_host,
         "spark.driver.bindAddress": bind_address or driver_host,
-        "spark.ui.enabled": "false",
+        "spark.ui.enabled": "true",  # bound to 127.0.0.1: see gateway.JVM_ENV
+        "spark.ui.port": str(_free_port(UI_HOST)),
         "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.pyspark.python": python,  # what executors run: start_session gives it to the context
     }
     if driver_port:
         settings["spark.driver.port"] = str(driver_port)
     if block_manager_port:
         settings["spark.blockManager.port"] = str(block_manager_port)
-    settings["spark.pyspark.python"] = python
     memory = executor_memory or _fitting_executor_memory(workers)
     if memory:
         settings["spark.executor.memory"] = memory
+    settings.update(cluster_share(workers, environ))
+    level = log_level(environ)
+    if level:
+        settings["spark.log.level"] = level
     if secret is not None:  # the cluster authenticates and encrypts its RPC: so must the driver
         settings.update(AUTH_SETTINGS)
         settings["spark.authenticate.secret"] = secret
@@ -78,17 +105,21 @@ def driver_settings(
 
 
 def start_session(url: str, app_name: str, settings: dict[str, str], secured: bool) -> Any:
-    """A ``SparkSession`` on the master at ``url``; ``ClusterUnavailable`` if the driver cannot start."""
+    """A ``SparkSession`` on the master at ``url``, its driver JVM started quiet (:mod:`.gateway`).
+
+    Raises:
+        ClusterUnavailable: this process has a live session on another master (pyspark has one
+            context per process, and would hand back that one), or the driver cannot start.
+    """
     from pyspark.sql import SparkSession
 
+    _refuse_another_master(url)
+    start_jvm(settings)
     builder = SparkSession.builder.master(url).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
-    previous = SparkSession.getActiveSession()
-    if previous is not None and not session_usable(previous):
-        previous.stop()  # lost its master: getOrCreate would hand it back
     try:
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
     except Exception as e:  # py4j and JVM errors have no common base
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = (
@@ -98,7 +129,34 @@ def start_session(url: str, app_name: str, settings: dict[str, str], secured: bo
             "refuses a driver without its secret: use `Cluster.from_name(NAME).session()` or pass "
             "secret=clusterkit.security.spark_secret(NAME)"
         )
-        raise ClusterUnavailable(f"could not start a Spark driver for {url}: {first}{hint}") from e
+        raise ClusterUnavailable(
+            f"could not start a Spark driver for {url}: {first}{hint}{log_hint()}"
+        ) from e
+    sc = session.sparkContext
+    if "spark.pyspark.python" in settings:  # pyspark takes the executors' Python from here, not the conf
+        sc.pythonExec = settings["spark.pyspark.python"]
+    if "spark.log.level" in settings:  # also for a session this process made before
+        sc.setLogLevel(settings["spark.log.level"])
+    return session
+
+
+def _refuse_another_master(url: str) -> None:
+    """Stop this process's session if its master lost it; raise if a live one is on another master."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    sc = SparkContext._active_spark_context
+    if sc is None:
+        return
+    previous = SparkSession._instantiatedSession
+    if previous is not None and previous.sparkContext is sc and not session_usable(previous):
+        previous.stop()  # lost its master: getOrCreate would hand it back
+        return
+    if sc.master != url:
+        raise ClusterUnavailable(
+            f"this process already has a Spark session on {sc.master} (app {sc.appName!r}); "
+            f"stop it first (spark.stop()), then connect to {url}"
+        )
 
 
 def ship_project(session: Any) -> str | None:

@@ -1,0 +1,128 @@
+"""The classic Spark session's settings: sized for tests, quiet, and no process-wide change."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from clusterkit.backends.spark.gateway import LOG_ENV, log_level
+from clusterkit.backends.spark.session import driver_settings
+from clusterkit.errors import InvalidValue
+
+#: Two workers with 2 and 1 cores (the shape the master's /json/ lists).
+WORKERS = [
+    {"host": "127.0.0.1", "cores": 2, "memory": 2048},
+    {"host": "127.0.0.1", "cores": 1, "memory": 1024},
+]
+
+
+def settings(environ: dict[str, str] | None = None, **options) -> dict[str, str]:
+    return driver_settings("127.0.0.1", WORKERS, environ=environ or {}, **options)
+
+
+def test_shuffle_partitions_are_twice_the_cores_and_the_time_zone_is_utc():
+    found = settings()
+    assert found["spark.sql.shuffle.partitions"] == "6"
+    assert found["spark.sql.session.timeZone"] == "UTC"
+    assert "spark.cores.max" not in found, "one process alone takes every core"
+
+
+def test_without_known_workers_spark_keeps_its_own_partitions():
+    found = driver_settings("127.0.0.1", [], environ={})
+    assert "spark.sql.shuffle.partitions" not in found
+    assert found["spark.sql.session.timeZone"] == "UTC"
+
+
+@pytest.mark.parametrize(("count", "share"), [("2", "1"), ("3", "1"), ("8", "1")])
+def test_under_xdist_a_session_takes_its_share_of_the_cores(count, share):
+    found = settings({"PYTEST_XDIST_WORKER_COUNT": count})
+    assert found["spark.cores.max"] == share
+
+
+def test_a_share_of_a_larger_cluster():
+    workers = [{"cores": 4}, {"cores": 4}]
+    found = driver_settings("127.0.0.1", workers, environ={"PYTEST_XDIST_WORKER_COUNT": "3"})
+    assert (found["spark.cores.max"], found["spark.sql.shuffle.partitions"]) == ("2", "16")
+
+
+def test_one_xdist_process_takes_every_core():
+    assert "spark.cores.max" not in settings({"PYTEST_XDIST_WORKER_COUNT": "1"})
+
+
+def test_the_application_ui_is_on_a_free_loopback_port():
+    found = settings()
+    assert found["spark.ui.enabled"] == "true"
+    assert 0 < int(found["spark.ui.port"]) < 65536
+    assert found["spark.ui.showConsoleProgress"] == "false"
+
+
+def test_executors_python_is_in_the_conf_and_the_environment_is_untouched(monkeypatch):
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    monkeypatch.delenv("PYSPARK_DRIVER_PYTHON", raising=False)
+    before = dict(os.environ)
+    local = settings()
+    remote = driver_settings("10.1.2.3", WORKERS, driver_port=40001, block_manager_port=40002, environ={})
+    chosen = settings(python="/opt/py/bin/python")
+    assert dict(os.environ) == before
+    assert local["spark.pyspark.python"] == sys.executable
+    assert remote["spark.pyspark.python"] == "python3"
+    assert chosen["spark.pyspark.python"] == "/opt/py/bin/python"
+
+
+def test_the_users_conf_wins_over_every_default():
+    """``connect_to_scheduler`` lays ``conf`` over the settings, as here."""
+    mine = {
+        "spark.sql.shuffle.partitions": "3",
+        "spark.sql.session.timeZone": "Europe/Paris",
+        "spark.cores.max": "5",
+        "spark.ui.enabled": "false",
+        "spark.log.level": "ERROR",
+    }
+    merged = {**settings({"PYTEST_XDIST_WORKER_COUNT": "2", LOG_ENV: "INFO"}), **mine}
+    assert {key: merged[key] for key in mine} == mine
+
+
+def test_the_log_level_comes_from_the_environment():
+    assert "spark.log.level" not in settings(), "quiet by default: Spark's own level, in the log file"
+    assert settings({LOG_ENV: "info"})["spark.log.level"] == "INFO"
+    assert log_level({LOG_ENV: " warn "}) == "WARN"
+    assert log_level({LOG_ENV: ""}) is None
+
+
+def test_a_bad_log_level_is_a_one_line_error_naming_the_choices():
+    with pytest.raises(InvalidValue) as caught:
+        settings({LOG_ENV: "LOUD"})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{LOG_ENV}='LOUD'" in message
+    assert all(level in message for level in ("DEBUG", "INFO", "WARN", "ERROR"))
+    assert caught.value.exit_code == 2
+
+
+def test_the_plugin_gives_spark_session_unless_pytest_spark_has_it(pytester):
+    pytester.makepyfile(
+        test_uses="""
+def test_fixture(spark_session):
+    assert spark_session == "pytest-spark's"
+""",
+        # Stands for pytest-spark: a plugin registered as "spark" with its own fixture.
+        spark="""
+import pytest
+
+@pytest.fixture(scope="session")
+def spark_session():
+    return "pytest-spark's"
+""",
+    )
+    ours = pytester.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
+    assert "clusterkit/testing/plugin.py" in ours.stdout.str().split("spark_session [session scope]")[1]
+    assert "pytest-spark's" not in ours.stdout.str()
+
+    theirs = pytester.runpytest_subprocess("-p", "spark", "-p", "no:cacheprovider")
+    theirs.assert_outcomes(passed=1)
+    header = [line for line in theirs.outlines if line.startswith("clusterkit:")]
+    assert header == [
+        "clusterkit: `spark_session` is pytest-spark's; the cluster's is `spark_cluster.session`"
+    ]
