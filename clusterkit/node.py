@@ -19,7 +19,7 @@ import sys
 from clusterkit.errors import ClusterKitError
 
 #: The backends' own scheduler flags (``Backend.scheduler_options``).
-_SCHEDULER_OPTIONS = ("connect_port", "worker_cores", "worker_memory")
+_SCHEDULER_OPTIONS = ("connect_port", "worker_cores", "worker_memory", "cluster_cores")
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -80,7 +80,7 @@ class SparkCluster(Cluster):
         ``connect=True``: a Spark Connect session instead (the driver runs in the cluster, this
         process needs no JVM), with the cluster's token when its server requires one.
         """
-        from clusterkit.backends.spark import backend, session_usable
+        from clusterkit.backends.spark import backend, session_usable, stop_session
 
         if connect:
             if options:
@@ -88,6 +88,8 @@ class SparkCluster(Cluster):
             from clusterkit.backends.spark.connect import usable
 
             if self._connect_session is None or not usable(self._connect_session):
+                if self._connect_session is not None:  # so the new one becomes pyspark's active one
+                    stop_session(self._connect_session, timeout=10)
                 self._connect_session = backend.connect_session(self.client_spec, timeout)
             return self._connect_session
         if self._session is None or not session_usable(self._session):

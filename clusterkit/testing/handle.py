@@ -88,6 +88,8 @@ class ClusterHandle:
         from clusterkit.backends.spark.connect import usable
 
         if self._connect is None or not usable(self._connect):
+            if self._connect is not None:  # so the new one becomes pyspark's active one
+                self._backend.close(self._connect, 10)
             self._connect = self._backend.connect_session(self.cluster.client_spec, 60)
         return self._connect
 

@@ -147,6 +147,8 @@ def test_spark_on_swarm_with_authentication(swarm, swarm_names):
         assert last.startswith("clusterkit.errors.ClusterUnavailable") and "secret" in last, last
 
         # Spark Connect through the forwarder on 127.0.0.1, with the token the cluster requires.
+        # A classic application keeps its executors while it lives (standalone): stop it first.
+        c.session().stop()
         connect = c.session(connect=True)
         assert connect.range(1000).selectExpr("id % 3 as k").groupBy("k").count().count() == 3
         assert c.report().connect_url == f"sc://localhost:{c.spec.connect_port}"

@@ -52,12 +52,13 @@ def test_the_scheduler_node_runs_the_server_and_publishes_its_port_on_loopback()
 def test_the_server_shares_the_workers_and_authenticates_when_secured():
     conf = server_conf(
         "spark://m:7077", 15002, bind="0.0.0.0", driver_host="10.0.0.2",
-        worker_cores=4, worker_memory=4 * 2**30, python="python3", secured=True,
+        worker_cores=4, worker_memory=4 * 2**30, cluster_cores=8, python="python3", secured=True,
     )  # fmt: skip
     assert conf["spark.dynamicAllocation.enabled"] == "true"
     assert conf["spark.dynamicAllocation.shuffleTracking.enabled"] == "true"
     assert conf["spark.dynamicAllocation.minExecutors"] == "0"
     assert (conf["spark.executor.cores"], conf["spark.executor.memory"]) == ("2", "1024m")
+    assert conf["spark.cores.max"] == "4", "half the cluster: a classic session always finds room"
     assert conf["spark.authenticate"] == "true" and "spark.authenticate.secret" not in conf
     assert executor_memory_mb(600 * 2**20) == 512, "never below what Spark accepts"
 

@@ -132,10 +132,10 @@ class SparkBackend(MasterView, Backend):
         return argv
 
     def scheduler_options(self, spec: ClusterSpec) -> dict[str, int]:
-        """The Connect server's port, and the workers' size its executors are cut to."""
-        if not spec.connect_port:
-            return {}
-        return {"connect_port": spec.connect_port, "worker_cores": spec.cores, "worker_memory": spec.memory}
+        """The Connect server's port, and the sizes its executors are cut to (:mod:`.connect`)."""
+        from clusterkit.backends.spark.connect import node_options
+
+        return node_options(spec)
 
     def status_options(self, spec: ClusterSpec) -> dict[str, Any]:
         """The credentials, and the Connect server's port: ``up`` waits for it, ``status`` reports it."""

@@ -8,9 +8,9 @@ what a driver on this host cannot offer to a worker on another swarm node.
 
 It shares the workers on purpose: dynamic allocation (with shuffle tracking,
 as standalone has no external shuffle service) takes executors only while a
-query runs and gives them back after :data:`IDLE`, and each executor asks for
-half of a worker's memory, so a classic session (or a second pytest-xdist
-process) finds room beside it.
+query runs and gives them back after :data:`IDLE`; it takes at most half the
+cluster's cores, and each executor asks for half of a worker's memory, so a
+classic session (or a second pytest-xdist process) always finds room beside it.
 
     >>> url("127.0.0.1", 15002)
     'sc://localhost:15002'
@@ -24,6 +24,7 @@ from typing import Any
 from clusterkit.errors import ClusterUnavailable
 from clusterkit.net import format_host, loopback
 from clusterkit.probe import grpc_answers
+from clusterkit.spec import ClusterSpec
 from clusterkit.waiting import wait_for
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -33,6 +34,22 @@ TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # noqa: S105 - a variable name
 IDLE = "30s"
 #: The smallest executor Spark accepts is 450 MiB (1.5 x its 300 MiB reserve).
 _SMALLEST_MB = 512
+
+
+def node_options(spec: ClusterSpec) -> dict[str, int]:
+    """What the scheduler node of ``spec`` needs to run the server: its port and the workers' size.
+
+    >>> node_options(ClusterSpec(name="s", backend="spark", workers=3, cores=2))["cluster_cores"]
+    6
+    """
+    if not spec.connect_port:
+        return {}
+    size = {
+        "worker_cores": spec.cores,
+        "worker_memory": spec.memory,
+        "cluster_cores": spec.cores * spec.workers,
+    }
+    return {"connect_port": spec.connect_port, **size}
 
 
 def executor_memory_mb(worker_memory: int) -> int:
@@ -54,13 +71,15 @@ def server_conf(
     driver_host: str,
     worker_cores: int,
     worker_memory: int,
+    cluster_cores: int,
     python: str,
     secured: bool,
 ) -> dict[str, str]:
     """The Connect server's configuration (``spark-submit --conf``): pure data.
 
     >>> conf = server_conf("spark://m:7077", 15002, bind="0.0.0.0", driver_host="10.0.0.2",
-    ...                    worker_cores=2, worker_memory=2**30, python="python3", secured=False)
+    ...                    worker_cores=2, worker_memory=2**30, cluster_cores=4, python="python3",
+    ...                    secured=False)
     >>> conf["spark.connect.grpc.binding.port"], conf["spark.executor.memory"], conf["spark.executor.cores"]
     ('15002', '512m', '1')
     """
@@ -76,10 +95,13 @@ def server_conf(
         "spark.ui.enabled": "false",  # not published: the classic session's UI is the one people open
         "spark.dynamicAllocation.enabled": "true",
         "spark.dynamicAllocation.shuffleTracking.enabled": "true",
-        "spark.dynamicAllocation.shuffleTracking.timeout": "120s",
+        # Executors that hold shuffle data are kept until it is no longer needed: at most this long.
+        "spark.dynamicAllocation.shuffleTracking.timeout": IDLE,
         "spark.dynamicAllocation.minExecutors": "0",
         "spark.dynamicAllocation.executorIdleTimeout": IDLE,
         "spark.executor.cores": str(max(1, worker_cores // 2)),
+        # At most half the cluster (as it was at start): a classic session always finds room.
+        "spark.cores.max": str(max(1, cluster_cores // 2)),
         "spark.executor.memory": f"{executor_memory_mb(worker_memory)}m",
         "spark.pyspark.python": python,
         "spark.sql.session.timeZone": "UTC",
@@ -158,9 +180,10 @@ def usable(session: Any) -> bool:
         return False
     try:
         session.version  # noqa: B018 - an RPC
+        session.conf.get("spark.app.name")  # a new server answers the first; this one says "changed"
     except Exception:  # noqa: BLE001 - gRPC and Spark errors have no common base
         return False
-    return True
+    return not session.client.is_closed
 
 
 def _refusal(address: str, token: str | None, error: Exception) -> str:

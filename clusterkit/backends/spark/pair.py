@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-port", type=int, required=True)
     parser.add_argument("--worker-cores", type=int, default=1)
     parser.add_argument("--worker-memory", type=int, default=2**30)
+    parser.add_argument("--cluster-cores", type=int, default=2, help="every worker's cores, at start")
     parser.add_argument("--python", default=None, help="the executors' Python (default: python3)")
     parser.add_argument("--secrets", default=None)
     return parser
@@ -83,6 +84,7 @@ def _server_properties(args: argparse.Namespace, here: str, secret: str | None) 
         driver_host=here,
         worker_cores=args.worker_cores,
         worker_memory=args.worker_memory,
+        cluster_cores=args.cluster_cores,
         python=args.python or "python3",
         secured=bool(secret),
     )
