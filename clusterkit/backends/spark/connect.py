@@ -167,10 +167,23 @@ def remote_session(host: str, port: int, token: str | None = None, timeout: floa
         with warnings.catch_warnings():  # a refusal is retried, then warned about: our error says it
             warnings.filterwarnings("ignore", r"\[RETRIES_EXCEEDED\]")
             session = SparkSession.builder.remote(remote).create()
+            session.client.set_retry_policies([_bounded_retries()])
             session.version  # noqa: B018 - the first call opens the channel and authenticates (no job)
     except Exception as e:  # noqa: BLE001 - gRPC and Spark errors have no common base
         raise ClusterUnavailable(_refusal(address, token, e)) from None
     return session
+
+
+def _bounded_retries() -> Any:
+    """pyspark's retry policy, bounded to about 15 s instead of about 12 minutes.
+
+    Its default (15 retries, backoff up to 60 s) also applies to the threads that
+    release finished queries, which the interpreter joins at exit: a process
+    whose cluster went away would hang that long before it ends.
+    """
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    return DefaultPolicy(max_retries=6, max_backoff=5000)
 
 
 def usable(session: Any) -> bool:
