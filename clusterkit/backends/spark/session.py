@@ -113,6 +113,12 @@ def start_session(url: str, app_name: str, settings: dict[str, str], secured: bo
     """
     from pyspark.sql import SparkSession
 
+    if "SPARK_CONNECT_MODE_ENABLED" in os.environ:  # set by pyspark's builder.remote(), for good
+        raise ClusterUnavailable(
+            f"cannot start a Spark driver for {url}: this process made a Spark Connect session, and "
+            "pyspark then makes every session a Connect one; use session(connect=True), or start "
+            "the classic session in another process"
+        )
     _refuse_another_master(url)
     start_jvm(settings)
     builder = SparkSession.builder.master(url).appName(app_name)
