@@ -48,6 +48,11 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return box["value"]
 
 
+#: What pyspark marks a Spark Connect client process with (its children inherit it): a node
+#: started from such a process would run its own Python as a Connect client.
+CLIENT_ONLY_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+
+
 def launch(
     argv: Sequence[str],
     *,
@@ -61,7 +66,7 @@ def launch(
     reach the program directly; or, for a Python program this process has
     already imported, run it right here); ``detach=True`` is the local runtime's way.
     """
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k not in CLIENT_ONLY_ENV} | dict(env or {})
     python_module = len(argv) > 2 and argv[0] == sys.executable and argv[1] == "-m"
     if not detach and python_module and argv[2] in sys.modules:
         # Imported ahead by this process (a worker container's entry point, while the

@@ -52,6 +52,10 @@ class ClusterHandle:
         self._connect: Any = None
         self._scratch = scratch
         self._shipped: set[str] = set()
+        self._archives: list[str] = []
+        #: A Spark handle ships to the sessions a test made: shipping starts none (a run that
+        #: uses only Connect starts no driver here; pyspark runs one kind per process).
+        self._lazy = self.backend == "spark"
 
     @property
     def spec(self) -> Any:
@@ -75,6 +79,7 @@ class ClusterHandle:
         """A ``distributed.Client`` (Dask) or ``SparkSession`` (Spark), made once."""
         if self._client is None:
             self._client = self._backend.connect(self.cluster.client_spec, 60)
+            self._ship_all(self._client)
         return self._client
 
     @property
@@ -91,6 +96,7 @@ class ClusterHandle:
             if self._connect is not None:  # so the new one becomes pyspark's active one
                 self._backend.close(self._connect, 10)
             self._connect = self._backend.connect_session(self.cluster.client_spec, 60)
+            self._ship_all(self._connect)
         return self._connect
 
     def status(self) -> Any:
@@ -101,8 +107,18 @@ class ClusterHandle:
         name = getattr(module, "__name__", "")
         if not getattr(module, "__file__", None) or name in self._shipped:
             return
-        self._backend.ship(self.client, _module_archive(module, self._scratch))
+        archive = _module_archive(module, self._scratch)
+        self._archives.append(archive)
         self._shipped.add(name)
+        made = [s for s in (self._client, self._connect) if s is not None] if self._lazy else [self.client]
+        for session in made:
+            self._backend.ship(session, archive)
+
+    def _ship_all(self, session: Any) -> None:
+        """What was shipped before ``session`` was made (a Spark handle's sessions are made lazily)."""
+        if self._lazy:
+            for archive in self._archives:
+                self._backend.ship(session, archive)
 
     def scale(self, workers: int, timeout: float = 180) -> Any:
         return self.cluster.scale(workers, timeout=timeout)

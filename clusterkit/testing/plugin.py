@@ -320,7 +320,8 @@ def spark_cluster(clusterkit_cluster: Callable[..., ClusterHandle]) -> ClusterHa
 @pytest.fixture(scope="session")
 def spark_connect_session(spark_cluster: ClusterHandle) -> Any:
     """A Spark Connect session on ``spark_cluster``: its driver runs in the cluster, so this
-    process starts no JVM."""
+    process starts no JVM. pyspark runs one kind of session per process: a run uses this
+    or ``spark_session``, not both (the second is a one-line error)."""
     return spark_cluster.connect_session
 
 

@@ -95,15 +95,49 @@ def test_dataframe(spark_cluster, spark_session):
 
 def test_alive(spark_cluster):
     assert [w.state for w in spark_cluster.status().workers] == ["ALIVE", "ALIVE"]
-
-def test_connect(spark_connect_session):
-    from pyspark.sql.connect.session import SparkSession as ConnectSession
-    assert isinstance(spark_connect_session, ConnectSession)
-    assert spark_connect_session.range(300).selectExpr("id % 3 as k").distinct().count() == 3
 """,
     )
     result = run_suite(pytester, tmp_path / "rec")
-    assert "3 passed" in result.stdout, result.stdout + result.stderr
+    assert "2 passed" in result.stdout, result.stdout + result.stderr
+    (name,) = names_seen(tmp_path / "rec")
+    assert leftovers(docker_client, name) == []
+
+
+@pytest.mark.spark
+def test_spark_connect_suite_starts_no_jvm_here(pytester, docker_client, tmp_path):
+    """pyspark runs one kind of session per process: a run that uses ``spark_connect_session``
+    gets a clear error, not a broken session, if it then asks for the classic one."""
+    pytester.makepyfile(
+        record=RECORD,
+        test_connect="""
+import pytest
+from record import record
+
+def triple(x):
+    return 3 * x
+
+def test_connect(spark_cluster, spark_connect_session):
+    from pyspark import SparkContext
+    from pyspark.sql import functions as F
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    record(spark_cluster, "connect")
+    assert isinstance(spark_connect_session, ConnectSession)
+    assert spark_connect_session.range(300).selectExpr("id % 3 as k").distinct().count() == 3
+    # A function of this module, pickled by reference: the module was shipped as an artifact.
+    tripled = spark_connect_session.range(4).select(F.udf(triple, "long")("id").alias("t"))
+    assert sorted(r["t"] for r in tripled.collect()) == [0, 3, 6, 9]
+    assert SparkContext._active_spark_context is None, "the driver runs in the cluster, not here"
+
+def test_then_the_classic_session_is_a_clear_error(spark_cluster):
+    from clusterkit.errors import ClusterUnavailable
+
+    with pytest.raises(ClusterUnavailable, match="made a Spark Connect session"):
+        spark_cluster.session
+""",
+    )
+    result = run_suite(pytester, tmp_path / "rec")
+    assert "2 passed" in result.stdout, result.stdout + result.stderr
     (name,) = names_seen(tmp_path / "rec")
     assert leftovers(docker_client, name) == []
 

@@ -2,7 +2,9 @@
 
 A client that needs no JVM reaches it at the ``connect_url`` that ``status --json``
 gives; with ``security: tls`` it needs the cluster's token. A Connect server that
-dies takes its scheduler node with it, so status and healing see it.
+dies takes its scheduler node with it, so status and healing see it. pyspark runs
+one kind of session per process, so the Connect sessions are made in a child
+process (:mod:`tests.integration.connect_child`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from clusterkit import Cluster
 from clusterkit.errors import ClusterUnavailable
 from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import free_port
+from tests.integration import connect_child
 from tests.integration.conftest import leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.spark]
@@ -26,17 +29,10 @@ def ports() -> dict[str, int]:
     return {"scheduler_port": free_port(), "dashboard_port": free_port(), "connect_port": free_port()}
 
 
-def remainders(session) -> list[int]:
-    """A DataFrame job with a shuffle and a Python UDF: what runs on the executors."""
+def test_a_client_at_the_status_connect_url_computes_beside_a_classic_session(
+    docker_client, cluster_names, cli
+):
     from pyspark.sql import functions as F
-
-    double = F.udf(lambda x: 2 * x, "long")
-    df = session.range(1000).select((double("id") % 4).alias("k"))
-    return sorted(r["count"] for r in df.groupBy("k").count().collect())
-
-
-def test_a_client_at_the_status_connect_url_computes_on_compose(docker_client, cluster_names, cli):
-    from pyspark.sql import SparkSession
 
     name = "ck-connect-compose"
     cluster_names.append(name)
@@ -49,12 +45,19 @@ def test_a_client_at_the_status_connect_url_computes_on_compose(docker_client, c
         human = cli("status", "--name", name)
         assert f"spark connect: sc://localhost:{c.spec.connect_port}" in human.stdout
 
-        session = SparkSession.builder.remote(status["connect_url"]).create()
-        try:
-            assert remainders(session) == [500, 500]
-            assert session.conf.get("spark.sql.session.timeZone") == "UTC"
-        finally:
-            session.stop()
+        # This process's classic session keeps its executors while it lives; it leaves the
+        # Connect server room, so a Connect client (another process) still computes.
+        classic = c.session()
+        assert classic.range(100).withColumn("k", F.col("id") % 2).groupBy("k").count().count() == 2
+        seen = connect_child.run("--url", status["connect_url"], "--name", name, "--then-classic")
+        assert seen.get("remainders") == [500, 500], seen
+        assert seen["timezone"] == "UTC"
+        assert "made a Spark Connect session" in seen["classic"], "one kind of session per process"
+
+        # And here, beside the classic session: one clear line, and nothing switched to Connect.
+        with pytest.raises(ClusterUnavailable, match="has a classic Spark session"):
+            c.session(connect=True)
+        assert classic.range(10).select(F.col("id") * 2).count() == 10
         scheduler = docker_client.containers.list(
             filters={"label": [f"clusterkit.cluster={name}", "clusterkit.role=scheduler"]}
         )[0]
@@ -64,19 +67,16 @@ def test_a_client_at_the_status_connect_url_computes_on_compose(docker_client, c
 
 
 def test_with_tls_the_token_is_required_and_session_connect_passes_it(docker_client, cluster_names, cli):
-    from clusterkit.backends.spark.connect import remote_session
+    from clusterkit import security
 
     name = "ck-connect-tls"
     cluster_names.append(name)
     with Cluster("spark", workers=1, runtime="compose", name=name, security="tls", **ports()) as c:
-        assert remainders(c.session(connect=True)) == [500, 500]
-        with pytest.raises(ClusterUnavailable) as refused:
-            remote_session("127.0.0.1", c.spec.connect_port, None, timeout=30)
-        line = str(refused.value)
-        assert "refused the client" in line and "token" in line and "\n" not in line
+        assert connect_child.run("--name", name).get("remainders") == [500, 500]
+        refused = connect_child.run("--port", str(c.spec.connect_port))
+        line = refused.get("error", "")
+        assert "refused the client" in line and "token" in line, refused
         shown = cli("status", "--name", name, "--json")
-        from clusterkit import security
-
         assert security.spark_connect_token(name) not in shown.stdout + shown.stderr
     assert leftovers(docker_client, name) == []
 
@@ -86,7 +86,8 @@ def test_testcontainers_publish_the_connect_port(docker_client, cluster_names):
     cluster_names.append(name)
     with Cluster("spark", workers=1, runtime="testcontainers", name=name) as c:
         assert c.report().connect_url == f"sc://localhost:{c.client_spec.connect_port}"
-        assert remainders(c.session(connect=True)) == [500, 500]
+        seen = connect_child.run("--port", str(c.client_spec.connect_port))
+        assert seen.get("remainders") == [500, 500], seen
     assert leftovers(docker_client, name) == []
 
 
@@ -101,7 +102,7 @@ def _connect_server(scheduler_pid: int) -> psutil.Process:
 def test_local_processes_serve_connect_and_a_dead_server_is_a_dead_node(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with Cluster("spark", workers=1, runtime="local", name="ck-connect-local", **ports()) as c:
-        assert remainders(c.session(connect=True)) == [500, 500]
+        assert connect_child.run("--name", c.spec.name).get("remainders") == [500, 500]
         scheduler = next(n for n in c.runtime.nodes(c.spec.name) if n.role == "scheduler")
         pid = int(scheduler.where.split()[-1])
         server = wait_for(lambda: _connect_server(pid), what="the Connect server", timeout=30)
@@ -124,4 +125,4 @@ def test_local_processes_serve_connect_and_a_dead_server_is_a_dead_node(cli, tmp
         )
         again = next(n for n in c.runtime.nodes(c.spec.name) if n.role == "scheduler")
         assert again.where != scheduler.where, "a new scheduler node (master and Connect server)"
-        assert remainders(c.session(connect=True)) == [500, 500]
+        assert connect_child.run("--name", c.spec.name).get("remainders") == [500, 500]

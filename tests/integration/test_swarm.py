@@ -12,6 +12,7 @@ import pytest
 from clusterkit import Cluster, cluster, security
 from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import free_port
+from tests.integration import connect_child
 from tests.integration.swarmhost import single_node_swarm
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.swarm]
@@ -146,15 +147,13 @@ def test_spark_on_swarm_with_authentication(swarm, swarm_names):
         last = refused.stderr.strip().splitlines()[-1]
         assert last.startswith("clusterkit.errors.ClusterUnavailable") and "secret" in last, last
 
-        # Spark Connect through the forwarder on 127.0.0.1, with the token the cluster requires.
-        # A classic application keeps its executors while it lives (standalone): stop it first.
-        c.session().stop()
-        connect = c.session(connect=True)
-        assert connect.range(1000).selectExpr("id % 3 as k").groupBy("k").count().count() == 3
+        # Spark Connect through the forwarder on 127.0.0.1, with the token the cluster requires,
+        # from another process (pyspark runs one kind of session per process) while this
+        # process's classic session lives: it leaves the Connect server room.
         assert c.report().connect_url == f"sc://localhost:{c.spec.connect_port}"
-        without = "from clusterkit.backends.spark.connect import remote_session\n"
-        without += f"remote_session('127.0.0.1', {c.spec.connect_port}, None, timeout=30)\n"
-        refused = subprocess.run([sys.executable, "-c", without], capture_output=True, text=True, timeout=300)
-        last = refused.stderr.strip().splitlines()[-1]
-        assert refused.returncode != 0 and "refused the client" in last and "token" in last, last
+        seen = connect_child.run("--name", name)
+        assert seen.get("remainders") == [500, 500], seen
+        refused = connect_child.run("--port", str(c.spec.connect_port))
+        line = refused.get("error", "")
+        assert "refused the client" in line and "token" in line, refused
     assert swarm_leftovers(swarm, name) == []

@@ -17,8 +17,8 @@ import docker
 import pytest
 
 from clusterkit import Cluster
-from clusterkit.waiting import NotReady, wait_for
 from tests.conftest import free_port
+from tests.integration import connect_child
 from tests.integration.swarmhost import HIDDEN_FROM_NODE2, two_node_swarm
 from tests.integration.test_swarm import swarm_leftovers
 
@@ -102,29 +102,19 @@ def test_workers_spread_over_both_nodes_and_node2_computes(node2, docker_client,
 
 def test_a_connect_client_here_runs_tasks_on_node2(node2, docker_client):
     """The driver runs in the cluster (Spark Connect), so executors on node 2 need no route to this host."""
-    from pyspark.sql import functions as F
-
     label_engine(node2, present=True)
     name = "ck-two-connect"
     with Cluster(
         "spark", workers=2, runtime="swarm", name=name, max_replicas_per_node=1,
         scheduler_port=free_port(), dashboard_port=free_port(), connect_port=free_port(),
-    ) as c:  # fmt: skip
+    ):  # fmt: skip
         engine = docker.DockerClient(base_url=node2.socket)
         selector = {"label": [f"clusterkit.cluster={name}", "clusterkit.role=worker"]}
         on_node2 = {w.attrs["Config"]["Hostname"] for w in engine.containers.list(filters=selector)}
         assert on_node2, "a worker runs on node 2"
-        session = c.session(connect=True)
-        # Each task takes a moment, so dynamic allocation asks for an executor on every worker.
-        slow_host = F.udf(lambda _: __import__("time").sleep(0.5) or __import__("socket").gethostname())
-
-        def ran_on_node2() -> set[str]:
-            hosts = {r[0] for r in session.range(0, 16, 1, 16).select(slow_host("id")).collect()}
-            if not hosts & on_node2:
-                raise NotReady(f"tasks ran on {sorted(hosts)}, none on node 2's {sorted(on_node2)}")
-            return hosts
-
-        assert wait_for(ran_on_node2, what="a task on node 2", timeout=240) & on_node2
+        # The client runs jobs of slow tasks until one ran on node 2 (or its deadline).
+        seen = connect_child.run("--name", name, "--hosts", ",".join(sorted(on_node2)))
+        assert set(seen.get("hosts", [])) & on_node2, seen
     assert swarm_leftovers(docker_client, name) == [] and node2_leftovers(node2, name) == []
 
 

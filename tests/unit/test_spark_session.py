@@ -126,3 +126,44 @@ def spark_session():
     assert header == [
         "clusterkit: `spark_session` is pytest-spark's; the cluster's is `spark_cluster.session`"
     ]
+
+
+def test_beside_a_connect_server_a_session_leaves_it_an_executor():
+    """A standalone application keeps its executors while it lives: beside the cluster's
+    Connect server it takes all cores but one Connect executor's, and memory that fits
+    beside one, so Connect queries from another process still run."""
+    one_gib = [{"cores": 1, "memory": 1024}, {"cores": 1, "memory": 1024}]
+    alone = driver_settings("127.0.0.1", one_gib, environ={})
+    beside = driver_settings("127.0.0.1", one_gib, environ={}, beside_connect=True)
+    assert "spark.cores.max" not in alone and alone["spark.executor.memory"] == "1024m"
+    assert beside["spark.cores.max"] == "1" and beside["spark.executor.memory"] == "512m"
+    big = [{"cores": 4, "memory": 4096}] * 2
+    share = driver_settings("127.0.0.1", big, environ={"PYTEST_XDIST_WORKER_COUNT": "2"}, beside_connect=True)
+    assert share["spark.cores.max"] == "3", "(8 cores - 2 for a Connect executor) / 2 processes"
+    assert share["spark.executor.memory"] == "1024m", "room for a Connect executor anyway"
+
+
+def test_a_process_in_connect_mode_gets_one_line_before_any_jvm_starts(monkeypatch):
+    from clusterkit.backends.spark.session import start_session
+    from clusterkit.errors import ClusterUnavailable
+
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
+    with pytest.raises(ClusterUnavailable, match="SPARK_CONNECT_MODE_ENABLED is set") as refused:
+        start_session("spark://127.0.0.1:7077", "t", {}, secured=False)
+    assert "\n" not in str(refused.value)
+    from pyspark import SparkContext
+
+    assert SparkContext._active_spark_context is None
+
+
+def test_nodes_never_inherit_pysparks_connect_mode(monkeypatch, tmp_path):
+    from clusterkit.backends.base import CLIENT_ONLY_ENV, launch
+
+    for name in CLIENT_ONLY_ENV:
+        monkeypatch.setenv(name, "1")
+    out = tmp_path / "env.log"
+    script = "import os; print(sorted(k for k in os.environ if k.startswith('SPARK_')))"
+    with open(out, "wb") as log:
+        proc = launch([sys.executable, "-c", script], detach=True, env={"SPARK_HOME": "/x"}, log=log)
+    assert proc is not None and proc.wait(60) == 0
+    assert out.read_text().strip() == "['SPARK_HOME']"

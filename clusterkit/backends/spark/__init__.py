@@ -21,13 +21,14 @@ from typing import Any
 
 from clusterkit import client_env, mounts
 from clusterkit.backends.base import Backend
-from clusterkit.backends.spark.driver import (
-    _executor_versions,
-    find_ui_port,
-    session_usable,
-    stop_session,
+from clusterkit.backends.spark.driver import _executor_versions, find_ui_port, session_usable, stop_session
+from clusterkit.backends.spark.session import (
+    AUTH_SETTINGS,
+    add_py_file,
+    driver_host_for,
+    driver_settings,
+    start_session,
 )
-from clusterkit.backends.spark.session import AUTH_SETTINGS, driver_host_for, driver_settings, start_session
 from clusterkit.backends.spark.session import ship_project as ship_session_project
 from clusterkit.backends.spark.state import MasterView
 from clusterkit.backends.spark.watch import SessionWatch
@@ -154,16 +155,8 @@ class SparkBackend(MasterView, Backend):
         **_: Any,
     ) -> list[str]:
         mhost, mport = parse_address(scheduler_address, self.scheduler_port, self.scheme)
-        argv = [
-            self.spark_class(),
-            WORKER_CLASS,
-            "--cores",
-            str(cores),
-            "--memory",
-            format_memory(memory),
-            "--webui-port",
-            str(webui_port),
-        ]
+        argv = [self.spark_class(), WORKER_CLASS, "--cores", str(cores), "--memory", format_memory(memory)]
+        argv += ["--webui-port", str(webui_port)]
         argv += ["--work-dir", spark_env(work_dir)["SPARK_WORKER_DIR"]]
         if host:
             argv += ["--host", host]
@@ -227,7 +220,7 @@ class SparkBackend(MasterView, Backend):
         address, here, ui_port, secret = self._from_client_container(address, ui_port, secret)
         host, port = parse_address(address, self.scheduler_port, self.scheme)
         url = f"{self.scheme}://{format_host(host)}:{port}"
-        ui_port, workers = self._reach_master(host, port, timeout, ui_port)
+        ui_port, (workers, beside_connect) = self._reach_master(host, port, timeout, ui_port)
         settings = driver_settings(
             driver_host if driver_host is not None else driver_host_for(host, port, workers),
             workers,
@@ -237,6 +230,7 @@ class SparkBackend(MasterView, Backend):
             python=python,
             executor_memory=executor_memory,
             secret=secret,
+            beside_connect=beside_connect,
         )
         session = start_session(url, app_name, {**settings, **(conf or {})}, secured=secret is not None)
         self._session = session
@@ -246,9 +240,7 @@ class SparkBackend(MasterView, Backend):
             workdir.ship_to_spark(session)
         if ship_project:
             self.ship_project(session)
-        if getattr(session, "_clusterkit_watch", None) is None:
-            ui = f"{format_host(host)}:{ui_port}" if ui_port else None
-            session._clusterkit_watch = SessionWatch(session, url, ui, deadline=timeout).start()
+        SessionWatch.attach(session, url, f"{format_host(host)}:{ui_port}" if ui_port else None, timeout)
         self._master = (host, port)
         self._ui_url = f"http://{format_host(host)}:{ui_port or self.dashboard_port}"
         return session
@@ -262,12 +254,15 @@ class SparkBackend(MasterView, Backend):
         if not spec.connect_port:
             raise ClusterUnavailable(f"cluster {spec.name!r} runs no Spark Connect server")
         token = security.spark_connect_token(spec.name) if security.secured(spec) else None
-        return remote_session(spec.scheduler_host, spec.connect_port, token, timeout)
+        session = remote_session(spec.scheduler_host, spec.connect_port, token, timeout)
+        self.ship_project(session)  # as a classic session does: the project's code on the executors
+        return session
 
     def _reach_master(
         self, host: str, port: int, timeout: float, ui_port: int | None
-    ) -> tuple[int | None, list[dict[str, Any]]]:
-        """Wait for the master to accept connections; then its web UI port and ALIVE workers.
+    ) -> tuple[int | None, tuple[list[dict[str, Any]], bool]]:
+        """Wait for the master to accept connections; then its web UI port, ALIVE workers and
+        whether a Connect server shares them.
 
         Where the workers are is read from the master's web UI: its port is found from the
         running cluster, never assumed (a guess that misses makes executors unreachable).
@@ -281,7 +276,7 @@ class SparkBackend(MasterView, Backend):
             hint=_CONNECT_HINT,
         )
         ui_port = ui_port or find_ui_port(host, port)
-        return ui_port, self._alive_workers(host, ui_port) if ui_port else []
+        return ui_port, self._alive_workers(host, ui_port) if ui_port else ([], False)
 
     def _from_client_container(
         self, address: str | None, ui_port: int | None, secret: str | None
@@ -389,7 +384,7 @@ class SparkBackend(MasterView, Backend):
     # -- what runtimes use -------------------------------------------------------
 
     def ship(self, connection: Any, archive: str) -> None:
-        connection.sparkContext.addPyFile(archive)
+        add_py_file(connection, archive)
 
     def ship_project(self, connection: Any) -> str | None:
         return ship_session_project(connection)

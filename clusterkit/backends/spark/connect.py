@@ -33,7 +33,9 @@ TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # noqa: S105 - a variable name
 #: How long an idle Connect application keeps an executor.
 IDLE = "30s"
 #: The smallest executor Spark accepts is 450 MiB (1.5 x its 300 MiB reserve).
-_SMALLEST_MB = 512
+SMALLEST_EXECUTOR_MB = 512
+#: The application name the server registers with the master (a classic session leaves it room).
+APP_NAME = "Spark Connect server"
 
 
 def node_options(spec: ClusterSpec) -> dict[str, int]:
@@ -60,7 +62,7 @@ def executor_memory_mb(worker_memory: int) -> int:
     (512, 1024, 512)
     """
     half = min(1024, worker_memory // 2**20 // 2)
-    return max(half, min(_SMALLEST_MB, worker_memory // 2**20))
+    return max(half, min(SMALLEST_EXECUTOR_MB, worker_memory // 2**20))
 
 
 def server_conf(
@@ -85,7 +87,7 @@ def server_conf(
     """
     conf = {
         "spark.master": master_url,
-        "spark.app.name": "Spark Connect server",
+        "spark.app.name": APP_NAME,
         "spark.connect.grpc.binding.address": bind,
         "spark.connect.grpc.binding.port": str(port),
         "spark.driver.host": driver_host,
@@ -154,6 +156,7 @@ def remote_session(host: str, port: int, token: str | None = None, timeout: floa
             f"Spark Connect's client packages are missing ({e}); pip install 'clusterkit[spark]'"
         ) from e
     address = url(host, port)
+    _refuse_beside_classic(address)
     wait_for(
         lambda: grpc_answers(host, port),
         what=f"the Spark Connect server at {address}",
@@ -172,6 +175,20 @@ def remote_session(host: str, port: int, token: str | None = None, timeout: floa
     except Exception as e:  # noqa: BLE001 - gRPC and Spark errors have no common base
         raise ClusterUnavailable(_refusal(address, token, e)) from None
     return session
+
+
+def _refuse_beside_classic(address: str) -> None:
+    """pyspark runs one kind of session per process: a Connect session switches the whole
+    process to Connect (``pyspark.sql.functions`` then build Connect columns), which breaks
+    a classic session still in use here."""
+    from pyspark import SparkContext
+
+    if SparkContext._active_spark_context is not None:
+        raise ClusterUnavailable(
+            f"cannot make a Spark Connect session on {address}: this process has a classic Spark "
+            "session, and pyspark runs one kind per process; stop it first (session.stop()) "
+            "or use Spark Connect from another process"
+        )
 
 
 def _bounded_retries() -> Any:

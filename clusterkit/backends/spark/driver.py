@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from clusterkit import records
+from clusterkit.backends.spark.connect import SMALLEST_EXECUTOR_MB, executor_memory_mb
 from clusterkit.backends.spark.watch import usable
 from clusterkit.facts import SPARK
 from clusterkit.net import format_host
@@ -82,39 +83,54 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _fitting_executor_memory(workers: list[dict[str, Any]]) -> str | None:
+def _fitting_executor_memory(workers: list[dict[str, Any]], beside_connect: bool = False) -> str | None:
     """Executor memory that fits the smallest worker, capped at Spark's 1g default.
 
     An executor asking for more than any worker offers is the classic
-    "Initial job has not accepted any resources" hang.
+    "Initial job has not accepted any resources" hang. ``beside_connect``: what is left
+    beside one executor of the cluster's Connect server, where that is enough for one.
+
+    >>> one_gib = [{"memory": 1024}]
+    >>> _fitting_executor_memory(one_gib), _fitting_executor_memory(one_gib, beside_connect=True)
+    ('1024m', '512m')
     """
     offers = [int(w.get("memory", 0)) for w in workers]
     if not offers:
         return None
-    return f"{min(1024, min(offers))}m"
+    offer = min(offers)
+    rest = offer - executor_memory_mb(offer * 2**20) if beside_connect else 0
+    return f"{min(1024, rest if rest >= SMALLEST_EXECUTOR_MB else offer)}m"
 
 
-def cluster_share(workers: list[dict[str, Any]], environ: Mapping[str, str]) -> dict[str, str]:
+def cluster_share(
+    workers: list[dict[str, Any]], environ: Mapping[str, str], beside_connect: bool = False
+) -> dict[str, str]:
     """Settings that size a session to the cluster's cores (the workers' ``cores``).
 
-    Shuffles get 2 partitions per core (Spark's 200 make a test's small shuffle 200 tasks);
-    under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT`` > 1) a session takes its share of the
-    cores (``spark.cores.max``): the first one would otherwise take all, and the others
-    wait for executors until it stops.
+    Shuffles get 2 partitions per core (Spark's 200 make a test's small shuffle 200 tasks).
+    A standalone application keeps its executors while it lives, so the cores it may
+    take (``spark.cores.max``) leave room: ``beside_connect``, one executor of the
+    cluster's Connect server (else its queries would wait until this session ends);
+    under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT`` > 1), the other processes' shares.
 
     >>> workers = [{"cores": 2}, {"cores": 2}]
     >>> cluster_share(workers, {})
     {'spark.sql.shuffle.partitions': '8'}
-    >>> cluster_share(workers, {"PYTEST_XDIST_WORKER_COUNT": "3"})["spark.cores.max"]
+    >>> cluster_share(workers, {}, beside_connect=True)["spark.cores.max"]
+    '3'
+    >>> cluster_share(workers, {"PYTEST_XDIST_WORKER_COUNT": "3"}, beside_connect=True)["spark.cores.max"]
     '1'
     """
     cores = sum(int(w.get("cores") or 0) for w in workers)
     if cores <= 0:  # the master's web UI did not say: Spark's defaults
         return {}
     settings = {"spark.sql.shuffle.partitions": str(2 * cores)}
+    mine = cores - (max(1, min(int(w.get("cores") or 1) for w in workers) // 2) if beside_connect else 0)
     processes = environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     if processes.isdigit() and int(processes) > 1:
-        settings["spark.cores.max"] = str(max(1, cores // int(processes)))
+        mine //= int(processes)
+    if mine < cores:
+        settings["spark.cores.max"] = str(max(1, mine))
     return settings
 
 

@@ -53,12 +53,14 @@ def driver_settings(
     executor_memory: str | None = None,
     secret: str | None = None,
     environ: Mapping[str, str] | None = None,
+    beside_connect: bool = False,
 ) -> dict[str, str]:
     """The session's configuration (see ``connect_to_scheduler``); it changes no environment.
 
     Beside what executors need to reach the driver: the application UI on a free port of
     127.0.0.1 (whatever address executors reach the driver at), UTC, shuffle partitions and
-    (under pytest-xdist) a share of the cores sized from ``workers`` (:func:`cluster_share`),
+    a share of the cores sized from ``workers`` that leaves room for the cluster's Connect
+    server (``beside_connect``) and other pytest-xdist processes (:func:`cluster_share`),
     and the ``CLUSTERKIT_SPARK_LOG`` level read from ``environ`` (default ``os.environ``).
     The caller's ``conf`` goes over all of it.
 
@@ -87,14 +89,12 @@ def driver_settings(
         "spark.sql.session.timeZone": "UTC",
         "spark.pyspark.python": python,  # what executors run: start_session gives it to the context
     }
-    if driver_port:
-        settings["spark.driver.port"] = str(driver_port)
-    if block_manager_port:
-        settings["spark.blockManager.port"] = str(block_manager_port)
-    memory = executor_memory or _fitting_executor_memory(workers)
+    ports = {"spark.driver.port": driver_port, "spark.blockManager.port": block_manager_port}
+    settings.update({key: str(port) for key, port in ports.items() if port})
+    memory = executor_memory or _fitting_executor_memory(workers, beside_connect)
     if memory:
         settings["spark.executor.memory"] = memory
-    settings.update(cluster_share(workers, environ))
+    settings.update(cluster_share(workers, environ, beside_connect))
     level = log_level(environ)
     if level:
         settings["spark.log.level"] = level
@@ -113,11 +113,12 @@ def start_session(url: str, app_name: str, settings: dict[str, str], secured: bo
     """
     from pyspark.sql import SparkSession
 
-    if "SPARK_CONNECT_MODE_ENABLED" in os.environ:  # set by pyspark's builder.remote(), for good
+    if "SPARK_CONNECT_MODE_ENABLED" in os.environ:  # pyspark's Connect mode: it refuses a classic driver
         raise ClusterUnavailable(
-            f"cannot start a Spark driver for {url}: this process made a Spark Connect session, and "
-            "pyspark then makes every session a Connect one; use session(connect=True), or start "
-            "the classic session in another process"
+            f"cannot start a Spark driver for {url}: SPARK_CONNECT_MODE_ENABLED is set (pyspark sets "
+            "it in a process that made a Spark Connect session, and child processes inherit it), "
+            "so pyspark makes every session a Connect one; use session(connect=True), or start "
+            "the classic session in a process without it"
         )
     _refuse_another_master(url)
     start_jvm(settings)
@@ -168,7 +169,7 @@ def _refuse_another_master(url: str) -> None:
 def ship_project(session: Any) -> str | None:
     """The project's packages (:mod:`clusterkit.project`) to the application's executors.
 
-    ``addPyFile`` reaches every executor of the application, also ones started later; a
+    ``addPyFile`` (or a Connect session's artifact) reaches every executor of the application, also ones started later; a
     module nothing ships (a test module) is pickled by value by pyspark's cloudpickle.
     Once per session and content; returns the zip's digest, or ``None`` when nothing was added.
     """
@@ -191,6 +192,15 @@ def ship_project(session: Any) -> str | None:
     path = os.path.join(tempfile.mkdtemp(prefix=f"{project.NAME}-"), found.filename)
     with open(path, "wb") as f:
         f.write(found.data)
-    session.sparkContext.addPyFile(path)
+    add_py_file(session, path)
     sent.add(found.digest)
     return found.digest
+
+
+def add_py_file(session: Any, path: str) -> None:
+    """``addPyFile`` for a classic session; a Connect session has no ``SparkContext``: its
+    artifacts (``pyfile=True``) reach the Python of its executors the same way."""
+    if type(session).__module__.startswith("pyspark.sql.connect"):
+        session.addArtifacts(path, pyfile=True)
+    else:
+        session.sparkContext.addPyFile(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterkit.backends.spark.connect import APP_NAME
 from clusterkit.backends.spark.connect import url as connect_url
 from clusterkit.net import format_host
 from clusterkit.probe import fetch_json, grpc_answers
@@ -21,12 +22,14 @@ class MasterView:
 
     name: str
 
-    def _alive_workers(self, host: str, ui_port: int) -> list[dict[str, Any]]:
+    def _alive_workers(self, host: str, ui_port: int) -> tuple[list[dict[str, Any]], bool]:
+        """The ALIVE workers, and whether a Connect server runs as one of the master's applications."""
         try:
             state = fetch_json(f"http://{format_host(host)}:{ui_port}/json/", timeout=2)
         except NotReady:
-            return []
-        return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+            return [], False
+        connect = any(app.get("name") == APP_NAME for app in state.get("activeapps", []))
+        return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"], connect
 
     def _state(self, host: str, dashboard_port: int) -> dict[str, Any]:
         state = fetch_json(f"http://{format_host(host)}:{dashboard_port}/json/")

@@ -63,6 +63,12 @@ class SessionWatch:
         self.driver = f"{conf.get('spark.driver.host')}:{conf.get('spark.driver.port')}"
         self.app_id = session.sparkContext.applicationId
 
+    @classmethod
+    def attach(cls, session: Any, master: str, ui: str | None, deadline: float) -> None:
+        """Watch ``session`` unless a watch already does (``getOrCreate`` hands back the same one)."""
+        if getattr(session, "_clusterkit_watch", None) is None:
+            session._clusterkit_watch = cls(session, master, ui, deadline).start()
+
     def start(self) -> SessionWatch:
         threading.Thread(target=self._run, name="clusterkit-spark-watch", daemon=True).start()
         return self
