@@ -13,6 +13,10 @@ Each round (interleaved; the order alternates per round):
 2. One local Spark cluster, 2 workers (``runtime="local"``: ``spark-class`` processes on this
    host), its start timed the same way (P2's baseline).
 
+With ``--swarm``, then the same sessions on a one-node swarm cluster (``runtime="swarm"``:
+secured, so the classic driver authenticates and Connect needs the token), in a swarm
+made for the run and left after (or the one this engine manages).
+
 Every sample is printed, with the count of "Retrying connection to master" lines in each
 worker's log (a worker that misses its master backs off before it tries again).
 """
@@ -138,11 +142,11 @@ def fmt(x: float) -> str:
     return f"{x:.2f} s"
 
 
-def print_tables(samples: list[dict[str, Any]]) -> list[str]:
-    """The Markdown lines of the tables (also printed)."""
+def session_tables(samples: list[dict[str, Any]], where: str, echo: bool = True) -> list[str]:
+    """The Markdown lines of the session tables (printed unless ``echo`` is false)."""
     lines: list[str] = []
     add = lines.append
-    add("Spark Connect vs the classic session (each in a fresh Python process; compose, 2 workers):")
+    add(f"Spark Connect vs the classic session (each in a fresh Python process; {where}):")
     add("")
     add(
         "| round | first | session | import clusterkit | `from_name(...).session(...)` | first job | "
@@ -178,6 +182,15 @@ def print_tables(samples: list[dict[str, Any]]) -> list[str]:
             continue
         a, b = median(a_), median(b_)
         add(f"| {label} | {fmt(a)} (n={len(a_)}) | {fmt(b)} (n={len(b_)}) | {b / a:.2f}x |")
+    if echo:
+        print("\n".join(lines), flush=True)
+    return lines
+
+
+def print_tables(samples: list[dict[str, Any]]) -> list[str]:
+    """The Markdown lines of the tables (also printed)."""
+    lines = session_tables(samples, "compose, 2 workers", echo=False)
+    add = lines.append
     add("")
     add('P2: `Cluster("spark", workers=2, runtime=...)` until it returns (every worker ALIVE):')
     add("")
@@ -227,6 +240,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.connect", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write every sample to this file")
+    parser.add_argument("--swarm", action="store_true", help="then the sessions on a one-node swarm")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=MODES, default="classic", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,11 +266,27 @@ def main() -> None:
     finally:
         left = leftovers(mine)
         print(f"clusters started: {mine}; containers of them left: {left or 'none'}", flush=True)
+    swarm_samples: list[dict[str, Any]] = []
+    if args.swarm:
+        from benchmarks.swarm import swarm_manager
+
+        with swarm_manager():
+            try:
+                for r in range(args.rounds):
+                    order = MODES if r % 2 == 0 else MODES[::-1]
+                    result = up_cluster("swarm", mine, do_sessions=True, order=order)
+                    print(f"round {r + 1} swarm: {json.dumps(result)}", flush=True)
+                    swarm_samples.append({"order": order, **{m: result.pop(m) for m in MODES}})
+            finally:
+                left = leftovers(mine)
+                print(f"swarm clusters started: {mine}; containers left: {left or 'none'}", flush=True)
     print(f"load average at end {os.getloadavg()}", flush=True)
     print_tables(samples)
+    if swarm_samples:
+        session_tables(swarm_samples, "a one-node swarm, 2 workers, `security: tls`")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(samples, f, indent=1)
+            json.dump({"compose": samples, "swarm": swarm_samples}, f, indent=1)
 
 
 if __name__ == "__main__":
