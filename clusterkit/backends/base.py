@@ -74,6 +74,8 @@ def launch(
         import warnings
 
         os.environ.update(env or {})
+        for name in CLIENT_ONLY_ENV:
+            os.environ.pop(name, None)
         sys.argv = [argv[2], *argv[3:]]
         with warnings.catch_warnings():  # "found in sys.modules ... prior to execution": as intended
             warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)

@@ -78,8 +78,7 @@ class ClusterHandle:
     def client(self) -> Any:
         """A ``distributed.Client`` (Dask) or ``SparkSession`` (Spark), made once."""
         if self._client is None:
-            self._client = self._backend.connect(self.cluster.client_spec, 60)
-            self._ship_all(self._client)
+            self._client = self._with_shipped(self._backend.connect(self.cluster.client_spec, 60))
         return self._client
 
     @property
@@ -95,8 +94,8 @@ class ClusterHandle:
         if self._connect is None or not usable(self._connect):
             if self._connect is not None:  # so the new one becomes pyspark's active one
                 self._backend.close(self._connect, 10)
-            self._connect = self._backend.connect_session(self.cluster.client_spec, 60)
-            self._ship_all(self._connect)
+                self._connect = None
+            self._connect = self._with_shipped(self._backend.connect_session(self.cluster.client_spec, 60))
         return self._connect
 
     def status(self) -> Any:
@@ -108,17 +107,25 @@ class ClusterHandle:
         if not getattr(module, "__file__", None) or name in self._shipped:
             return
         archive = _module_archive(module, self._scratch)
-        self._archives.append(archive)
-        self._shipped.add(name)
-        made = [s for s in (self._client, self._connect) if s is not None] if self._lazy else [self.client]
-        for session in made:
-            self._backend.ship(session, archive)
-
-    def _ship_all(self, session: Any) -> None:
-        """What was shipped before ``session`` was made (a Spark handle's sessions are made lazily)."""
-        if self._lazy:
-            for archive in self._archives:
+        if archive not in self._archives:  # else its folder went already, with an earlier module
+            made = (
+                [s for s in (self._client, self._connect) if s is not None] if self._lazy else [self.client]
+            )
+            for session in made:
                 self._backend.ship(session, archive)
+            self._archives.append(archive)
+        self._shipped.add(name)
+
+    def _with_shipped(self, session: Any) -> Any:
+        """``session``, once what was shipped before it was made has reached it (a Spark
+        handle's sessions are made lazily); closed if that fails."""
+        try:
+            for archive in self._archives if self._lazy else ():
+                self._backend.ship(session, archive)
+        except BaseException:
+            self._backend.close(session, 10)
+            raise
+        return session
 
     def scale(self, workers: int, timeout: float = 180) -> Any:
         return self.cluster.scale(workers, timeout=timeout)

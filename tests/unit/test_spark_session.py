@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -143,17 +144,42 @@ def test_beside_a_connect_server_a_session_leaves_it_an_executor():
     assert share["spark.executor.memory"] == "1024m", "room for a Connect executor anyway"
 
 
+@pytest.mark.parametrize(
+    ("cores", "memory", "count", "processes"),
+    [(1, 1024, 2, 1), (2, 1024, 2, 1), (4, 1024, 2, 1), (3, 2048, 3, 1), (8, 8192, 2, 1), (4, 4096, 2, 2)],
+)
+def test_the_masters_spread_out_placement_leaves_one_worker_room_for_connect(cores, memory, count, processes):
+    """The standalone master hands each application's executors out across the workers in
+    turn (``spreadOut``): what the classic sessions leave must hold one Connect executor."""
+    from clusterkit.backends.spark.connect import executor_memory_mb
+
+    workers = [{"cores": cores, "memory": memory} for _ in range(count)]
+    environ = {"PYTEST_XDIST_WORKER_COUNT": str(processes)}
+    found = driver_settings("127.0.0.1", workers, environ=environ, beside_connect=True)
+    size, mem = int(found["spark.executor.cores"]), int(found["spark.executor.memory"][:-1])
+    free = [[cores, memory] for _ in workers]
+    for _ in range(processes):
+        granted, limit = 0, int(found.get("spark.cores.max", cores * count))
+        while any(f[0] >= size and f[1] >= mem for f in free) and granted + size <= limit:
+            for f in free:
+                if granted + size <= limit and f[0] >= size and f[1] >= mem:
+                    f[0], f[1], granted = f[0] - size, f[1] - mem, granted + size
+    need = (max(1, cores // 2), executor_memory_mb(memory * 2**20))
+    assert any(c >= need[0] and m >= need[1] for c, m in free), (found, free)
+
+
 def test_a_process_in_connect_mode_gets_one_line_before_any_jvm_starts(monkeypatch):
     from clusterkit.backends.spark.session import start_session
     from clusterkit.errors import ClusterUnavailable
 
+    def no_jvm(_):
+        raise AssertionError("the driver JVM was started")
+
+    monkeypatch.setattr("clusterkit.backends.spark.session.start_jvm", no_jvm)
     monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "1")
     with pytest.raises(ClusterUnavailable, match="SPARK_CONNECT_MODE_ENABLED is set") as refused:
         start_session("spark://127.0.0.1:7077", "t", {}, secured=False)
     assert "\n" not in str(refused.value)
-    from pyspark import SparkContext
-
-    assert SparkContext._active_spark_context is None
 
 
 def test_nodes_never_inherit_pysparks_connect_mode(monkeypatch, tmp_path):
@@ -162,8 +188,10 @@ def test_nodes_never_inherit_pysparks_connect_mode(monkeypatch, tmp_path):
     for name in CLIENT_ONLY_ENV:
         monkeypatch.setenv(name, "1")
     out = tmp_path / "env.log"
-    script = "import os; print(sorted(k for k in os.environ if k.startswith('SPARK_')))"
+    script = "import json, os; print(json.dumps(dict(os.environ)))"
     with open(out, "wb") as log:
         proc = launch([sys.executable, "-c", script], detach=True, env={"SPARK_HOME": "/x"}, log=log)
     assert proc is not None and proc.wait(60) == 0
-    assert out.read_text().strip() == "['SPARK_HOME']"
+    seen = json.loads(out.read_text())
+    assert seen["SPARK_HOME"] == "/x", "the node's own environment"
+    assert not set(CLIENT_ONLY_ENV) & set(seen)

@@ -255,7 +255,12 @@ class SparkBackend(MasterView, Backend):
             raise ClusterUnavailable(f"cluster {spec.name!r} runs no Spark Connect server")
         token = security.spark_connect_token(spec.name) if security.secured(spec) else None
         session = remote_session(spec.scheduler_host, spec.connect_port, token, timeout)
-        self.ship_project(session)  # as a classic session does: the project's code on the executors
+        try:
+            self.ship_project(session)  # as a classic session does: the project's code on the executors
+        except Exception as e:  # gRPC and Spark errors have no common base
+            stop_session(session, 10)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise ClusterUnavailable(f"could not send the project's code to Spark Connect: {first}") from e
         return session
 
     def _reach_master(

@@ -110,27 +110,34 @@ def cluster_share(
     Shuffles get 2 partitions per core (Spark's 200 make a test's small shuffle 200 tasks).
     A standalone application keeps its executors while it lives, so the cores it may
     take (``spark.cores.max``) leave room: ``beside_connect``, one executor of the
-    cluster's Connect server (else its queries would wait until this session ends);
-    under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT`` > 1), the other processes' shares.
+    cluster's Connect server (else its queries would wait until this session ends), with
+    executors small enough (``spark.executor.cores``) that the master's spread-out placement
+    leaves those cores free on one worker; under pytest-xdist (``PYTEST_XDIST_WORKER_COUNT``
+    > 1), the other processes' shares.
 
-    >>> workers = [{"cores": 2}, {"cores": 2}]
+    >>> workers = [{"cores": 4}, {"cores": 4}]
     >>> cluster_share(workers, {})
-    {'spark.sql.shuffle.partitions': '8'}
-    >>> cluster_share(workers, {}, beside_connect=True)["spark.cores.max"]
-    '3'
+    {'spark.sql.shuffle.partitions': '16'}
+    >>> beside = cluster_share(workers, {}, beside_connect=True)
+    >>> beside["spark.cores.max"], beside["spark.executor.cores"]
+    ('6', '2')
     >>> cluster_share(workers, {"PYTEST_XDIST_WORKER_COUNT": "3"}, beside_connect=True)["spark.cores.max"]
-    '1'
+    '2'
     """
     cores = sum(int(w.get("cores") or 0) for w in workers)
     if cores <= 0:  # the master's web UI did not say: Spark's defaults
         return {}
     settings = {"spark.sql.shuffle.partitions": str(2 * cores)}
-    mine = cores - (max(1, min(int(w.get("cores") or 1) for w in workers) // 2) if beside_connect else 0)
+    smallest = min(int(w.get("cores") or 1) for w in workers)
+    reserve = max(1, smallest // 2) if beside_connect else 0  # a Connect executor's cores
+    mine = cores - reserve
     processes = environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     if processes.isdigit() and int(processes) > 1:
         mine //= int(processes)
     if mine < cores:
         settings["spark.cores.max"] = str(max(1, mine))
+    if beside_connect:
+        settings["spark.executor.cores"] = str(max(1, min(smallest - reserve, mine)))
     return settings
 
 
