@@ -12,6 +12,8 @@ Only nodes whose engine lacks the exact image (compared by image ID) get it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,8 @@ from clusterkit.progress import Event, Progress, quiet
 
 #: The node label that says how to reach a node's engine.
 ENGINE_LABEL = "clusterkit.engine"
+#: Seconds an image export may go without a byte (the remote engines' clients wait as long).
+EXPORT_TIMEOUT = 600
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ def engine_client(url: str) -> Any:
             ca_cert=os.path.join(cert_path, "ca.pem"),
             verify=True,
         )
-        return docker.DockerClient(base_url=url, tls=tls, timeout=600)
-    return docker.DockerClient(base_url=url, use_ssh_client=False, timeout=600)
+        return docker.DockerClient(base_url=url, tls=tls, timeout=EXPORT_TIMEOUT)
+    return docker.DockerClient(base_url=url, use_ssh_client=False, timeout=EXPORT_TIMEOUT)
 
 
 def _reach(node: Node, local: Any) -> Any:
@@ -106,6 +110,19 @@ def _reach(node: Node, local: Any) -> Any:
         ) from e
 
 
+@contextmanager
+def _patient(docker: Any) -> Iterator[None]:
+    """This engine's read timeout raised to :data:`EXPORT_TIMEOUT` while an image streams
+    out: it exports a large image as one response, and under load its first bytes can take
+    longer than the client's usual timeout (a request's timeout is read when it starts)."""
+    before = docker.api.timeout
+    docker.api.timeout = max(before or 0, EXPORT_TIMEOUT)
+    try:
+        yield
+    finally:
+        docker.api.timeout = before
+
+
 def push(docker: Any, ref: str, progress: Progress = quiet) -> list[str]:
     """Make sure every swarm node has ``ref`` (by image ID); returns the nodes it was sent to."""
     import docker as sdk
@@ -128,8 +145,9 @@ def push(docker: Any, ref: str, progress: Progress = quiet) -> list[str]:
             pass
         progress(Event("push", f"sending {ref} to swarm node {node.shown}"))
         try:
-            engine.images.load(image.save(named=True))
-        except sdk.errors.DockerException as e:
+            with _patient(docker):
+                engine.images.load(image.save(named=True))
+        except (sdk.errors.DockerException, OSError) as e:  # requests' errors are OSErrors
             raise ImageError(f"sending {ref} to swarm node {node.shown} failed: {e}") from e
         sent.append(node.shown)
     return sent

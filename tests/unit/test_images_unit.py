@@ -357,3 +357,19 @@ def test_the_venv_scripts_are_in_the_tag(images_copy):
     with open(images_copy / "install-venv.sh", "a") as f:
         f.write("# changed\n")
     assert images.image_tag("dask") != before
+
+
+def test_an_image_export_waits_longer_than_the_engines_usual_timeout_then_restores_it():
+    """The local engine streams a large image out as one response; under load its first
+    bytes can take longer than 30 s, which once failed a push to a second swarm node."""
+    from types import SimpleNamespace
+
+    from clusterkit.images.push import EXPORT_TIMEOUT, _patient
+
+    engine = SimpleNamespace(api=SimpleNamespace(timeout=30))
+    with _patient(engine):
+        assert engine.api.timeout == EXPORT_TIMEOUT
+    assert engine.api.timeout == 30
+    with pytest.raises(RuntimeError), _patient(engine):
+        raise RuntimeError("the load failed")
+    assert engine.api.timeout == 30
