@@ -305,7 +305,7 @@ def render(spec: ClusterSpec, fmt: str = "compose") -> str:
     return render_text(spec, spec.image or images.image_tag(spec.backend), fmt)
 
 
-def gc(everything: bool = False, *, dry_run: bool = False) -> list[str]:
+def gc(everything: bool = False, *, dry_run: bool = False, reuse: bool = False) -> list[str]:
     """Remove the clusters whose owner died before it was done with them; returns what went.
 
     An owner is the process that ran ``up`` (until the cluster was ready) or
@@ -316,14 +316,22 @@ def gc(everything: bool = False, *, dry_run: bool = False) -> list[str]:
     a session in another PID namespace is never taken for dead. A finished
     ``clusterkit up``'s cluster is never removed, nor one this machine has no
     record of. ``everything`` also removes live test sessions' clusters;
-    ``dry_run`` removes nothing and says what would go.
+    ``dry_run`` removes nothing and says what would go. ``reuse`` also removes
+    the test clusters kept for reuse (``--clusterkit-reuse``), idle or not.
     """
-    return [f"cluster {c['name']} ({c['runtime']})" for c in sweep(everything, dry_run=dry_run)]
+    found = sweep(everything, dry_run=dry_run, reuse=reuse)
+    return [f"cluster {c['name']} ({c['runtime']})" for c in found]
 
 
-def sweep(everything: bool = False, *, dry_run: bool = False) -> list[dict[str, str]]:
+def sweep(everything: bool = False, *, dry_run: bool = False, reuse: bool = False) -> list[dict[str, str]]:
     """:func:`gc`, as ``{"name", "runtime"}`` items (``gc --json``)."""
     found = listing.abandoned(everything)
+    if reuse:
+        found += [
+            ("testcontainers", name)
+            for name in listing.kept_for_reuse()
+            if ("testcontainers", name) not in found
+        ]
     if not dry_run:
         for runtime_name, name in found:
             runtimes.get_runtime(runtime_name).remove_all(name)

@@ -19,6 +19,11 @@ SESSION = "clusterkit.session"
 SESSION_PID = "clusterkit.session-pid"
 #: ``1`` on a held cluster whose owner is whoever renews its lease (:mod:`clusterkit.runtimes.leases`).
 LEASE = "clusterkit.lease"
+#: On a test cluster kept for reuse across pytest runs: the digest of its spec and image
+#: (:mod:`clusterkit.testing.reuse`); it belongs to no session.
+REUSE = "clusterkit.reuse"
+#: The fixture a kept cluster serves (project folder, backend, fixture arguments): one per slot.
+REUSE_SLOT = "clusterkit.reuse-slot"
 
 PROJECT_VALUE = "clusterkit"
 
@@ -38,7 +43,14 @@ def new_session_id() -> str:
 
 def selector(**labels: str) -> list[str]:
     """Docker filter list: ``selector(cluster="x")`` -> ``["clusterkit.project=clusterkit", ...]``."""
-    keys = {"cluster": CLUSTER, "role": ROLE, "backend": BACKEND, "runtime": RUNTIME, "session": SESSION}
+    keys = {
+        "cluster": CLUSTER,
+        "role": ROLE,
+        "backend": BACKEND,
+        "runtime": RUNTIME,
+        "session": SESSION,
+        "reuse_slot": REUSE_SLOT,
+    }
     found = [f"{PROJECT}={PROJECT_VALUE}"]
     found += [f"{keys[k]}={v}" for k, v in labels.items()]
     return found

@@ -169,14 +169,25 @@ def held_by_live_owner(rt: Runtime, name: str) -> bool:
                 newest = max(newest, leases.engine_time(c.attrs.get("Created") or "1970-01-01T00:00:00Z"))
         except EngineUnavailable:
             found = {}
-    if found.get(leases.LEASE) == "1":
-        return not leases.expired(rt.docker, name, newest)
+    if found.get(leases.LEASE) == "1":  # a test cluster parked for reuse is held by no one
+        return not leases.expired(rt.docker, name, newest) and not leases.idle(rt.docker, name)
     if labels.SESSION_PID in found and (found.get(records.HELD) == "1" or record.get("held")):
         return records.owner_alive(found)
     owner = record.get("owner") or {}
     if record.get("held") and owner.get("pid"):
         return records.alive(int(owner["pid"]), owner.get("started"))
     return False
+
+
+def kept_for_reuse() -> list[str]:
+    """The test clusters kept for reuse across pytest runs (:mod:`clusterkit.runtimes.kept`)."""
+    from clusterkit.engine import docker_client
+    from clusterkit.runtimes.kept import kept
+
+    try:
+        return sorted({k.name for k in kept(docker_client())})
+    except EngineUnavailable:
+        return []
 
 
 def abandoned(everything: bool = False) -> list[tuple[str, str]]:

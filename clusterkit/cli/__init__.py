@@ -319,13 +319,14 @@ def doctor(
 
 @main.command()
 @click.option("--all", "everything", is_flag=True, help="Also what belongs to live test sessions.")
+@click.option("--reuse", is_flag=True, help="Also the test clusters kept for reuse (--clusterkit-reuse).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed; remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the clusters as a JSON list.")
-def gc(everything: bool, dry_run: bool, as_json: bool) -> None:
+def gc(everything: bool, reuse: bool, dry_run: bool, as_json: bool) -> None:
     """Remove containers and networks left by crashed test sessions (found by label)."""
     import json
 
-    found = cluster.sweep(everything, dry_run=dry_run)
+    found = cluster.sweep(everything, dry_run=dry_run, reuse=reuse)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

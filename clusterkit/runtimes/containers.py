@@ -207,6 +207,13 @@ class ContainerRuntime(Runtime):
             if c.name == node.name:
                 quietly(c.start)
 
+    def restart_workers(self, name: str, timeout: float = 120) -> None:
+        """Fresh worker processes in the same containers (a kept test cluster), then all registered again."""
+        workers = self._containers(name, "worker")
+        with ThreadPoolExecutor(max_workers=min(32, len(workers) + 1)) as pool:
+            list(pool.map(lambda c: c.restart(timeout=STOP_TIMEOUT), workers))
+        self.wait(name, self.wanted_workers(name), timeout)
+
     # -- explaining a failure ------------------------------------------------------
 
     def _unregistered(self, name: str) -> list[str]:

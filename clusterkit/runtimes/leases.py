@@ -35,6 +35,9 @@ LEASE_DIR, LEASE_FILE = "/tmp", ".clusterkit-lease"
 DEFAULT_TTL = 60.0
 #: The lease of a cluster kept on purpose (``--clusterkit-keep``): ten years; ``clusterkit down`` ends it.
 KEPT = 10 * 365 * 86400.0
+#: The session of a lease nobody renews on purpose: a test cluster kept for reuse, idle
+#: (:mod:`clusterkit.testing.reuse`). Its ``ttl`` is the idle time after which sweeps remove it.
+IDLE = "idle"
 #: Seconds a leased cluster may have no readable lease (its scheduler is still being created).
 GRACE = 60.0
 
@@ -105,6 +108,12 @@ def expired(client: Any, name: str, created: float, now: float | None = None) ->
     if lease is None:
         return now - created > GRACE
     return now - float(lease["renewed"]) > float(lease.get("ttl", DEFAULT_TTL))
+
+
+def idle(client: Any, name: str) -> bool:
+    """Is cluster ``name`` parked for reuse, with no session renewing its lease?"""
+    lease = read(client, name)
+    return bool(lease) and lease.get("session") == IDLE
 
 
 class Renewer:

@@ -126,6 +126,8 @@ class TestcontainersRuntime(ContainerRuntime):
         self.owner_pid = owner_pid
         self._held = owner_pid is not None  # a test session holds its clusters
         self._renewers: dict[str, leases.Renewer] = {}
+        #: More labels for one cluster's resources, by cluster name (a kept cluster's reuse labels).
+        self.extra_labels: dict[str, dict[str, str]] = {}
 
     def up(
         self,
@@ -166,6 +168,7 @@ class TestcontainersRuntime(ContainerRuntime):
             found[records.HELD] = "1"  # a test session: gone with its owner, whatever this machine recorded
         if self._held:
             found[leases.LEASE] = "1"  # its owner is whoever renews the lease, not a PID
+        found.update(self.extra_labels.get(spec.name, {}))
         return found
 
     def client_spec(self, name: str) -> ClusterSpec:

@@ -14,6 +14,8 @@ factory ``clusterkit_cluster(backend, workers=..., **spec)``. Options:
 ``clusterkit_dask_image``, ``clusterkit_spark_image``, ``clusterkit_workers``,
 ``clusterkit_spec`` (a spec file; none is read unless named, not even
 ``./clusterkit.yaml``: a test suite must not change with the directory it runs in).
+``--clusterkit-reuse`` (ini ``clusterkit_reuse``, ``clusterkit_reuse_restart``,
+``clusterkit_reuse_idle``) keeps the clusters for the next run (:mod:`clusterkit.testing.reuse`).
 
 Clean-up does not depend on Ryuk (its image cannot be pulled everywhere):
 finalizers remove everything at the end of the session, pass or fail. Each
@@ -57,6 +59,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("clusterkit_workers", "workers per cluster", default="2")
     group.addoption("--clusterkit-spec", default=None, help="a spec file for the fixtures' clusters")
     parser.addini("clusterkit_spec", "a spec file for the fixtures' clusters (default: none)", type="paths")
+    group.addoption(
+        "--clusterkit-reuse",
+        action="store_true",
+        help="keep the clusters for the next run and take a kept one (never when CI is set)",
+    )
+    parser.addini("clusterkit_reuse", "as --clusterkit-reuse", type="bool", default=False)
+    parser.addini(
+        "clusterkit_reuse_restart", "restart a reused cluster's workers first", type="bool", default=False
+    )
+    parser.addini(
+        "clusterkit_reuse_idle", "seconds a kept cluster may stay unused (default 3600)", default="3600"
+    )
 
 
 def _required() -> bool:
@@ -151,6 +165,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     swept = getattr(config, "_clusterkit_swept", None)
     if swept:
         terminalreporter.write_line(f"clusterkit: removed {len(swept)} cluster(s) left by dead sessions")
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None and sessions.was_used(factory.getbasetemp()):
+        for line in sessions.notes(factory.getbasetemp()):  # from whichever process took a cluster
+            terminalreporter.write_line(f"clusterkit: {line}")
 
 
 class _Clusters:
@@ -211,6 +229,7 @@ class _Clusters:
         from clusterkit import Cluster
         from clusterkit.spec import resolve_spec
 
+        fixture = json.dumps([backend, workers, sorted(overrides.items())], default=str)  # a kept one's slot
         workers = (
             workers
             or self.config.getoption("clusterkit_workers")
@@ -235,16 +254,39 @@ class _Clusters:
             if state_path.exists():
                 state = json.loads(state_path.read_text())
                 state["users"] += 1
-                cluster = Cluster.from_name(name, runtime=self.runtime)
-                self.runtime.hold(name)  # it stays leased if the process that started it is killed
+                cluster = Cluster.from_name(state["name"], runtime=self.runtime)
+                self.runtime.hold(state["name"])  # it stays leased if the process that started it is killed
             else:
-                cluster = Cluster(spec=spec, runtime=self.runtime, timeout=180, progress=self.say)
-                cluster.owned = False  # the state file's count decides; the last one out removes it
-                state = {"name": name, "users": 1}
+                cluster, state = self._start(spec, fixture)
             state_path.write_text(json.dumps(state))
         handle = ClusterHandle(cluster, self.root)
         self.handles[digest] = handle
         return handle
+
+    def _start(self, spec: Any, fixture: str) -> tuple[Any, dict[str, Any]]:
+        """A new cluster for this session, or a kept one (``--clusterkit-reuse``), and its state."""
+        from clusterkit import Cluster
+        from clusterkit.testing import reuse
+
+        refused = reuse.refusal(self.config)
+        if refused:
+            sessions.note(self.root, f"--clusterkit-reuse is off: {refused}; this run's clusters are its own")
+        elif refused is not None:  # asked, and allowed here
+            reuse.idle_seconds(self.config)  # a bad value fails before anything starts
+            slot_id = reuse.slot(str(self.config.rootpath), spec.backend, fixture)
+            restart = bool(self.config.getini("clusterkit_reuse_restart"))
+            got = reuse.acquire(self.runtime, spec, slot_id, restart=restart, progress=self.say)
+            if got is not None:
+                for line in got[1]:
+                    sessions.note(self.root, line)
+                return got[0], {"name": got[0].spec.name, "users": 1, "kept": True}
+            sessions.note(
+                self.root,
+                f"the kept {spec.backend} cluster is in use by another session; this run started its own",
+            )
+        cluster = Cluster(spec=spec, runtime=self.runtime, timeout=180, progress=self.say)
+        cluster.owned = False  # the state file's count decides; the last one out removes it
+        return cluster, {"name": spec.name, "users": 1}
 
     def release_all(self) -> None:
         from filelock import FileLock
@@ -262,7 +304,13 @@ class _Clusters:
                     self.runtime.release(handle.spec.name)  # the others renew its lease
                 else:
                     state_path.unlink(missing_ok=True)
-                    if keep:
+                    if state.get("kept"):  # parked for the next run (--clusterkit-reuse)
+                        from clusterkit.runtimes.kept import park
+                        from clusterkit.testing.reuse import idle_seconds
+
+                        self.runtime.release(handle.spec.name)
+                        park(self.runtime.docker, handle.spec.name, idle_seconds(self.config))
+                    elif keep:
                         self.runtime.keep(handle.spec.name)
                         print(f"\nclusterkit: kept {handle.spec.name} at {handle.scheduler_address}")
                     else:

@@ -24,6 +24,21 @@ def was_used(root: Path) -> bool:
     return (root / USED).exists()
 
 
+#: Lines for the terminal summary (a kept cluster reused or replaced), in the same folder.
+NOTES = "clusterkit-session-notes.txt"
+
+
+def note(root: Path, line: str) -> None:
+    """A line for the terminal summary, from any process of the session (xdist workers too)."""
+    with (root / NOTES).open("a") as notes:
+        notes.write(line + "\n")
+
+
+def notes(root: Path) -> list[str]:
+    found = root / NOTES
+    return list(dict.fromkeys(found.read_text().splitlines())) if found.exists() else []
+
+
 def sweep() -> list[str]:
     """Remove what dead sessions (SIGKILL, OOM) left behind; an engine that does not answer: nothing."""
     from clusterkit import cluster

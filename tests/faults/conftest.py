@@ -39,7 +39,7 @@ def remove_cluster(client, name: str) -> None:
 
 
 def processes_of(name: str) -> list[str]:
-    """The Compose tool or a supervisor still working on cluster ``name`` (``pid: command line``)."""
+    """A supervisor (or another helper process) still working on cluster ``name`` (``pid: command line``)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or [])

@@ -4,10 +4,10 @@ SIGINT, SIGTERM and SIGHUP (the terminal closing: the whole process group)
 make ``up`` remove what it started before it exits; SIGKILL cannot be
 caught, so what it leaves carries its PID and ``gc`` removes it. Each case
 sends the signal the moment ``up`` reports a step (preparing the image,
-starting the nodes while the Compose tool runs, waiting for the workers to
+starting the nodes while their containers are created, waiting for the workers to
 register), not after a delay: a delay lands in another step, or after
 ``up`` is done, once ``up`` gets faster. Then it checks that nothing of the
-cluster is left: containers, network, volumes, the Compose tool, a supervisor.
+cluster is left: containers, network, volumes, a supervisor.
 """
 
 from __future__ import annotations
