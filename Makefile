@@ -98,7 +98,7 @@ soak: venv images ## 25 up/down cycles: nothing may be left (containers, network
 	$(BIN)/pytest tests/soak/soak_up_down.py -m soak -s $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: venv images ## Run the benchmarks (P1-P8, P7c); writes benchmarks/RESULTS.md and results.png
+bench: venv images ## Run the benchmarks (P1-P9, P7c, P8w, P8s); writes benchmarks/RESULTS.md and results.png
 	$(BIN)/python -m benchmarks
 
 .PHONY: bench-fresh

@@ -1,11 +1,15 @@
 """Start-up, tear-down, task throughput and rebuild time of clusterkit clusters against their baselines.
 
-    .venv/bin/python -m benchmarks [--repeat N] [--quick] [--only P1,P1b] [--output DIR]
+    .venv/bin/python -m benchmarks [--repeat N] [--quick] [--only P1 P6 | P1,P6] [--output DIR]
     .venv/bin/python -m benchmarks --report-only [results.json] --output DIR
+
+A trial of a few rows that leaves the stored results alone:
+``--only P1 P6 P9 --repeat 1 --p9-repeat 1 --no-warmup --output /tmp/bench-trial``.
 
 All in one run on this machine, each figure the median of several runs (3 by
 default) with its spread (min-max), every ratio between medians of the same run;
-the benchmarks and their goals are in ``benchmarks.definitions``. P7a / P7b (a
+the benchmarks and their goals are in ``benchmarks.definitions``, their rounds in
+``benchmarks.rounds``. P7a / P7b (a
 fresh machine's ``make up``) are measured by ``python -m benchmarks.fresh``; the
 report shows the figures it stored in ``benchmarks/fresh.json``.
 Writes ``RESULTS.md``, ``results.png`` and ``results.json`` (raw values, the phases
@@ -28,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks.definitions import BENCHES, P4_COUNTS, P4_COUNTS_QUICK, BenchDef, definitions
+from benchmarks.definitions import BENCHES, MANY_WORKERS, P4_COUNTS, P4_COUNTS_QUICK, BenchDef, definitions
 from benchmarks.results import Results, load_fresh
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +41,7 @@ ROOT = HERE.parent
 FRESH_JSON = HERE / "fresh.json"
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--repeat", type=int, default=None, help="runs per measurement (default 3; --quick: 1)"
@@ -48,9 +52,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--p4-counts", default=None, help="worker counts of P4 (default 1,2,4,8,16; --quick: 1,4)"
     )
+    parser.add_argument(
+        "--p9-repeat",
+        type=int,
+        default=None,
+        help=f"runs of P9 ({MANY_WORKERS} workers; default 2; --quick: 1)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 repeat, fewer N, no warm-up")
     parser.add_argument(
-        "--only", default=None, help=f"comma-separated subset of {','.join(BENCHES)}, e.g. P1,P3"
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="CODE",
+        help=f"a subset of {' '.join(BENCHES)}, e.g. --only P1 P6 (or P1,P6)",
+    )
+    parser.add_argument(
+        "--without-reuse",
+        action="store_true",
+        help="P8w / P8s warm: leave out --clusterkit-reuse (to try the code path where pytest lacks it; "
+        "every run is then cold)",
     )
     parser.add_argument(
         "--output", type=Path, default=HERE, help="folder for RESULTS.md, results.png, results.json"
@@ -74,9 +94,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="measure nothing: write RESULTS.md and results.png from a stored results.json "
         "(default: benchmarks/results.json) to --output",
     )
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = _parser()
     args = parser.parse_args(argv)
     codes = {c.upper(): c for c in BENCHES}  # --only p1b,p7c works too
-    given = [c.strip() for c in (args.only or ",".join(BENCHES)).split(",") if c.strip()]
+    given = [c.strip() for c in ",".join(args.only or BENCHES).split(",") if c.strip()]
     wanted = [codes.get(c.upper(), c) for c in given]
     bad = [c for c in wanted if c not in BENCHES]
     if bad:
@@ -84,6 +109,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.only_list = [c for c in BENCHES if c in wanted]
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.p4_repeat = args.p4_repeat or (1 if args.quick else 3)
+    args.p9_repeat = args.p9_repeat or (1 if args.quick else 2)
     if args.p4_counts:
         args.counts = tuple(sorted({int(c) for c in args.p4_counts.split(",")}))
     else:
@@ -179,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         return report_only(args, console)
 
     from benchmarks import machine
-    from benchmarks.definitions import run_all
+    from benchmarks.rounds import run_all
     from benchmarks.runner import Runner, quiet_logs
 
     started = dt.datetime.now().astimezone()
@@ -191,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         "counts": list(args.counts),
         "repeat": args.repeat,
         "p4_repeat": args.p4_repeat,
+        "p9_repeat": args.p9_repeat,
+        "without_reuse": args.without_reuse,
         "warmup": args.warmup,
     }
     t0 = time.perf_counter()

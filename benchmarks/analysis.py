@@ -12,10 +12,12 @@ import ast
 import importlib
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.definitions import FIXTURE_WORKERS, WORKERS, BenchDef, ratio
+from benchmarks import notes
+from benchmarks.definitions import WORKERS, BenchDef, ratio
 from benchmarks.phases import has_events, mark_median, span
 from benchmarks.results import Results
 
@@ -132,72 +134,50 @@ def _clauses(pairs: list[tuple[str, float | None]]) -> str:
     return "; ".join(f"{text} {_s(v)}" for text, v in pairs if v is not None)
 
 
+def _event_clauses(marks: list[dict[str, float]]) -> list[tuple[str, float | None]]:
+    """Where the compose ``up`` went, from its progress events and the engine's container events."""
+    first = "image event" if any("image event" in m for m in marks) else "start event"
+    return [
+        (
+            f"before the `{first.split()[0]}` event"
+            + (" (the name checked against every runtime)" if first == "image event" else ""),
+            mark_median(marks, first),
+        ),
+        ("`image` to `start` event (image check, ports free)", span(marks, "image event", "start event")),
+        ("`start` event to the scheduler container created", span(marks, "start event", "scheduler create")),
+        ("created to started", span(marks, "scheduler create", "scheduler start")),
+        ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
+        ("healthy to the first worker started", span(marks, "scheduler healthy", "worker start (first)")),
+        ("first to last worker started", span(marks, "worker start (first)", "worker start (last)")),
+        ("last worker started to the `wait` event", span(marks, "worker start (last)", "wait event")),
+        ("`wait` to `ready` (every worker registered)", span(marks, "wait event", "ready event")),
+        ("`ready` to `up` returned", span(marks, "ready event", "up returned")),
+    ]
+
+
+def _engine_clauses(marks: list[dict[str, float]]) -> list[tuple[str, float | None]]:
+    """Where the compose ``up`` went, from the engine's container events alone."""
+    return [
+        ("scheduler container created at", mark_median(marks, "scheduler create")),
+        ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
+        ("healthy to the first worker started", span(marks, "scheduler healthy", "worker start (first)")),
+        ("last worker started to `up` returned", span(marks, "worker start (last)", "up returned")),
+    ]
+
+
 def startup(backend: str, results: Results) -> str:
     """P1 / P2: where the compose ``up`` time goes, and (Dask) what each worker container costs."""
     marks = results.profiles.get(backend, [])
     total = mark_median(marks, "up returned")
     if total is None:
         return how_nodes_start(backend)
-    parts = []
     if has_events(marks):
-        first = "image event" if any("image event" in m for m in marks) else "start event"
-        parts.append(
-            f"Median compose `up` {total:.2f} s: "
-            + _clauses(
-                [
-                    (
-                        f"before the `{first.split()[0]}` event"
-                        + (" (the name checked against every runtime)" if first == "image event" else ""),
-                        mark_median(marks, first),
-                    ),
-                    (
-                        "`image` to `start` event (image check, ports free)",
-                        span(marks, "image event", "start event"),
-                    ),
-                    (
-                        "`start` event to the scheduler container created",
-                        span(marks, "start event", "scheduler create"),
-                    ),
-                    ("created to started", span(marks, "scheduler create", "scheduler start")),
-                    ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
-                    (
-                        "healthy to the first worker started",
-                        span(marks, "scheduler healthy", "worker start (first)"),
-                    ),
-                    (
-                        "first to last worker started",
-                        span(marks, "worker start (first)", "worker start (last)"),
-                    ),
-                    (
-                        "last worker started to the `wait` event",
-                        span(marks, "worker start (last)", "wait event"),
-                    ),
-                    ("`wait` to `ready` (every worker registered)", span(marks, "wait event", "ready event")),
-                    ("`ready` to `up` returned", span(marks, "ready event", "up returned")),
-                ]
-            )
-            + "."
-        )
+        parts = [f"Median compose `up` {total:.2f} s: " + _clauses(_event_clauses(marks)) + "."]
     else:
-        parts.append(
+        parts = [
             f"Median compose `up` {total:.2f} s (phases not available: the runtime sent no progress "
-            "events); from the engine's events: "
-            + _clauses(
-                [
-                    ("scheduler container created at", mark_median(marks, "scheduler create")),
-                    ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
-                    (
-                        "healthy to the first worker started",
-                        span(marks, "scheduler healthy", "worker start (first)"),
-                    ),
-                    (
-                        "last worker started to `up` returned",
-                        span(marks, "worker start (last)", "up returned"),
-                    ),
-                ]
-            )
-            + "."
-        )
+            "events); from the engine's events: " + _clauses(_engine_clauses(marks)) + "."
+        ]
     parts.append(how_nodes_start(backend))
     if backend == "dask":
         parts.append(worker_costs(results))
@@ -251,79 +231,94 @@ def worker_costs(results: Results) -> str:
 
 def analysis(code: str, results: Results, benches: dict[str, BenchDef]) -> str:
     """A data-driven "why" for a benchmark (always for a missed goal)."""
+    if code == "P1":
+        return " ".join(p for p in (startup("dask", results), notes.floor(results)) if p)
+    if code == "P2":
+        return startup("spark", results)
+    texts: dict[str, Callable[[Results], str]] = {
+        "P1b": dask_docker,
+        "P3": _p3,
+        "P4": _p4,
+        "P5": _p5,
+        "P6": notes.image_sizes,
+        "P7c": notes.rebuild,
+        "P8": notes.fixture,
+        "P8w": notes.dask_runs,
+        "P8s": notes.spark_runs,
+        "P9": notes.many_workers,
+    }
+    return texts[code](results) if code in texts else ""
+
+
+def _p3(results: Results) -> str:
+    f = compose_facts("dask")
+    grace = f" with a {f['stop']} s grace period" if f.get("stop") else ""
+    return (
+        "Compose `down` does not run the Compose tool: it finds the cluster's containers by label, "
+        "sends SIGTERM to every worker at once, waits briefly until the scheduler lists no worker, then "
+        f"stops every container in parallel{grace} and removes them, then the network. tini hands "
+        "SIGTERM to the node program (the node entry point exec'd it)."
+    )
+
+
+def _p4(results: Results) -> str:
     s = results.series
     cores = results.machine.get("nproc", "?")
 
     def med(key: str) -> float | None:
         return s[key].median if key in s else None
 
-    if code in ("P1", "P2"):
-        return startup("dask" if code == "P1" else "spark", results)
-    if code == "P3":
-        f = compose_facts("dask")
-        grace = f" with a {f['stop']} s grace period" if f.get("stop") else ""
-        return (
-            "Compose `down` does not run the Compose tool: it finds the cluster's containers by label, "
-            "sends SIGTERM to every worker at once, waits briefly until the scheduler lists no worker, then "
-            f"stops every container in parallel{grace} and removes them, then the network. tini hands "
-            "SIGTERM to the node program (the node entry point exec'd it)."
+    counts = sorted(x.n for k, x in s.items() if k.startswith("P4/N=") and x.n and x.median is not None)
+    if len(counts) < 2:
+        return ""
+    steps = ", ".join(f"N={c}: {med(f'P4/N={c}'):.2f} s" for c in counts)
+    first, last = counts[0], counts[-1]
+    per = (med(f"P4/N={last}") - med(f"P4/N={first}")) / (last - first)  # type: ignore[operator]
+    text = f"{steps}; about {per:.2f} s per extra worker."
+    growth = ratio(s, f"P4/N={last}", f"P4/N={first}")
+    lc_growth = ratio(s, f"P4/localcluster/N={last}", f"P4/localcluster/N={first}")
+    if growth is not None and lc_growth is not None:
+        text += (
+            f" From N={first} to N={last} compose's ready time grows {growth:.2f}x, LocalCluster's "
+            f"{lc_growth:.2f}x ({med(f'P4/localcluster/N={first}'):.2f} s to "
+            f"{med(f'P4/localcluster/N={last}'):.2f} s, measured right after compose at the same N): "
+            f"{growth / lc_growth:.2f}x LocalCluster's growth. Both start N worker processes that "
+            f"import distributed on {cores} cores; what compose adds per worker is the container."
         )
-    if code == "P1b":
-        return dask_docker(results)
-    if code == "P7c":
-        return rebuild(results)
-    if code == "P4":
-        counts = sorted(x.n for k, x in s.items() if k.startswith("P4/N=") and x.n and x.median is not None)
-        if len(counts) < 2:
-            return ""
-        steps = ", ".join(f"N={c}: {med(f'P4/N={c}'):.2f} s" for c in counts)
-        first, last = counts[0], counts[-1]
-        per = (med(f"P4/N={last}") - med(f"P4/N={first}")) / (last - first)  # type: ignore[operator]
-        text = f"{steps}; about {per:.2f} s per extra worker."
-        growth = ratio(s, f"P4/N={last}", f"P4/N={first}")
-        lc_growth = ratio(s, f"P4/localcluster/N={last}", f"P4/localcluster/N={first}")
-        if growth is not None and lc_growth is not None:
-            text += (
-                f" From N={first} to N={last} compose's ready time grows {growth:.2f}x, LocalCluster's "
-                f"{lc_growth:.2f}x ({med(f'P4/localcluster/N={first}'):.2f} s to "
-                f"{med(f'P4/localcluster/N={last}'):.2f} s, measured right after compose at the same N): "
-                f"{growth / lc_growth:.2f}x LocalCluster's growth. Both start N worker processes that "
-                f"import distributed on {cores} cores; what compose adds per worker is the container."
-            )
-        phases = [
-            f"N={c}: "
-            + _clauses(
-                [
-                    ("start", span(p, "start event", "wait event")),
-                    ("wait", span(p, "wait event", "ready event")),
-                ]
-            )
-            for c in (first, last)
-            if has_events(p := results.phases.get(f"P4/N={c}", []))
-        ]
-        if phases:
-            text += " Phases (medians): " + "; ".join(phases) + "."
-        f = compose_facts("dask")
-        gate = " once the scheduler is healthy" if f.get("gate") == "service_healthy" else ""
-        return text + (
-            f" The Compose tool starts all worker containers{gate}; the engine creates one container and one "
-            "veth pair per worker; each worker then runs the node entry point, the nanny and the worker "
-            f"process, each importing Python modules (CPU-bound), and with {cores} cores these start-ups "
-            f"queue for the CPU, next to each worker's healthcheck (a Python start-up every "
-            f"{f.get('worker interval', '?')})."
+    phases = [
+        f"N={c}: "
+        + _clauses(
+            [
+                ("start", span(p, "start event", "wait event")),
+                ("wait", span(p, "wait event", "ready event")),
+            ]
         )
-    if code == "P5":
-        f = compose_facts("dask")
-        return (
-            "Tasks go client -> scheduler -> worker and results back; on compose the client reaches the "
-            "scheduler through the port the engine publishes on the host, and the workers sit on the "
-            f"cluster's bridge network; the healthchecks (a Python start-up of `{f.get('probe', '?')}`, every "
-            f"{f.get('interval', '?')} on the scheduler and {f.get('worker interval', '?')} on each worker) "
-            f"compete with the workers for the {cores} cores."
-        )
-    if code == "P8":
-        return fixture(results)
-    return ""
+        for c in (first, last)
+        if has_events(p := results.phases.get(f"P4/N={c}", []))
+    ]
+    if phases:
+        text += " Phases (medians): " + "; ".join(phases) + "."
+    f = compose_facts("dask")
+    gate = " once the scheduler is healthy" if f.get("gate") == "service_healthy" else ""
+    return text + (
+        f" The Compose tool starts all worker containers{gate}; the engine creates one container and one "
+        "veth pair per worker; each worker then runs the node entry point, the nanny and the worker "
+        f"process, each importing Python modules (CPU-bound), and with {cores} cores these start-ups "
+        f"queue for the CPU, next to each worker's healthcheck (a Python start-up every "
+        f"{f.get('worker interval', '?')})."
+    )
+
+
+def _p5(results: Results) -> str:
+    cores = results.machine.get("nproc", "?")
+    f = compose_facts("dask")
+    return (
+        "Tasks go client -> scheduler -> worker and results back; on compose the client reaches the "
+        "scheduler through the port the engine publishes on the host, and the workers sit on the "
+        f"cluster's bridge network; the healthchecks (a Python start-up of `{f.get('probe', '?')}`, every "
+        f"{f.get('interval', '?')} on the scheduler and {f.get('worker interval', '?')} on each worker) "
+        f"compete with the workers for the {cores} cores."
+    )
 
 
 def dask_docker(results: Results) -> str:
@@ -367,66 +362,4 @@ def dask_docker(results: Results) -> str:
             + (f", and both services have `restart: {f['restart']}`" if f.get("restart") else "")
             + "; `cluster.up` itself polls the scheduler until every worker is registered (P1's phases)."
         )
-    return " ".join(parts)
-
-
-def rebuild(results: Results) -> str:
-    """P7c: what a code-only rebuild does, and each sample."""
-    samples = results.extras.get("P7c samples", [])
-    parts = [
-        'A code-only change: `ensure_image("dask")` hashes the clusterkit source, finds that the '
-        "image's `clusterkit.source-hash` label differs and makes the same tag again on its tagged "
-        "venv image (`clusterkit.images.commit`): a container of the venv image gets the source "
-        "(about 1 MB, .pyc compiled on the host) and is committed with the image's settings and "
-        "labels; no `docker build`, no build context. Timed from the call to its return (the source "
-        "hash, the wheelhouse and base checks, copying and compiling the source, the commit). "
-        "Samples: one from a copy of the source with one comment line changed, one back to the real "
-        "source, in each repetition."
-    ]
-    if samples:
-        by_source: dict[str, list[float]] = {}
-        for sample in samples:
-            by_source.setdefault(str(sample.get("source")), []).append(float(sample["seconds"]))
-        parts.append(
-            "Medians: "
-            + "; ".join(
-                f"{src} {statistics.median(v):.2f} s ({len(v)} run{'s' if len(v) != 1 else ''})"
-                for src, v in by_source.items()
-            )
-            + "."
-        )
-        whole = sum(1 for x in samples if x.get("venv stage rebuilt too"))
-        if whole:
-            parts.append(f"{whole} sample(s) rebuilt the venv stage too: not a code-only rebuild.")
-    return " ".join(parts)
-
-
-def fixture(results: Results) -> str:
-    """P8: what the fixture's cluster does that LocalCluster does not."""
-    nums = results.extras.get("one-off numbers", {})
-    worker, host = nums.get("container import worker"), nums.get("host import worker")
-    f = FIXTURE_WORKERS
-    parts = [
-        f"LocalCluster({f}) is {f} spawned worker processes importing distributed from the host's disk, "
-        "with the nannies in the client process; closing it stops processes. "
-        '`Cluster("dask", runtime="testcontainers")`, what the session fixture starts, checks the node '
-        "image (`ensure_image`, inside the timing, as the fixture does when no image is configured), "
-        "creates a network and starts the scheduler and worker containers concurrently: the workers do "
-        "not wait for the scheduler's health and these containers have no healthcheck, but the `start` "
-        "step lasts until the scheduler's HTTP health endpoint answers (testcontainers' wait strategy). "
-        "Then it waits until every worker is registered. On exit it removes the containers as compose "
-        "`down` does (SIGTERM to the workers, then stop and remove in parallel), then the network: engine "
-        "work that does not shrink with fewer workers."
-    ]
-    if worker is not None and host is not None:
-        parts.append(
-            f"Each container imports distributed once (a worker's entry point imports it while the "
-            f"scheduler starts, runs the nanny in place, and the nanny forks the worker process): "
-            f"{worker:.2f} s in a container against {host:.2f} s on the host (P1's one-off costs), "
-            "three times (scheduler, 2 workers) on 2 cores, plus the scheduler's dashboard (Bokeh)."
-        )
-    parts.append(
-        "The cost is paid once per session: the fixture is shared by every test of the session "
-        "(and by xdist workers), so it is amortised, not per test."
-    )
     return " ".join(parts)

@@ -6,12 +6,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks.definitions import WORKERS, BenchDef, evaluate, ratio
+from benchmarks.definitions import WORKERS, BenchDef, Goal, evaluate, ratio
 from benchmarks.phases import profile_medians
 from benchmarks.report import fmt
 from benchmarks.results import Results, Series
 
-CONTAINERS = ("compose", "testcontainers", "dask-docker layout")
+CONTAINERS = ("compose", "testcontainers", "testcontainers, reused", "dask-docker layout", "image")
+#: Benchmarks whose bars are named by their series key (``P9/compose-up`` -> "compose\nup").
+BY_KEY = ("P6", "P8w", "P8s", "P9")
 
 
 def _p4(ax: Any, bench: BenchDef, present: list[Series], s: dict[str, Series]) -> None:
@@ -54,9 +56,13 @@ def _bars(ax: Any, code: str, bench: BenchDef, present: list[Series], s: dict[st
         ]
     elif code == "P1b":
         labels = ["clusterkit\ncompose" if x.runtime == "compose" else x.runtime for x in present]
+    elif code in BY_KEY:
+        labels = [x.key.split("/", 1)[1].replace("-", "\n", 1) for x in present]
     else:
         labels = [
-            x.runtime.replace("distributed.", "").replace(" (spark-class)", "\n(spark-class)")
+            x.runtime.replace("distributed.", "")
+            .replace(" (spark-class)", "\n(spark-class)")
+            .replace(" (floor)", "\n(floor)")
             for x in present
         ]
     meds = [x.median or 0.0 for x in present]
@@ -67,7 +73,7 @@ def _bars(ax: Any, code: str, bench: BenchDef, present: list[Series], s: dict[st
     colors = ["tab:orange" if x.runtime in CONTAINERS else "tab:gray" for x in present]
     ax.bar(range(len(present)), meds, yerr=err, capsize=4, color=colors)
     ax.set_xticks(range(len(present)), labels, fontsize=8)
-    ax.set_ylabel("tasks/s" if unit == "tasks/s" else "seconds")
+    ax.set_ylabel({"tasks/s": "tasks/s", "MB": "MB (10^6 bytes)"}.get(unit, "seconds"))
     for i, m in enumerate(meds):
         ax.annotate(
             fmt(m, unit).replace(" tasks/s", ""),
@@ -78,18 +84,23 @@ def _bars(ax: Any, code: str, bench: BenchDef, present: list[Series], s: dict[st
             xytext=(0, 3),
             textcoords="offset points",
         )
-    goal = bench.goal
-    if goal.baseline is None:
-        ax.axhline(goal.limit, color="tab:red", ls="--", lw=1, label=f"goal {fmt(goal.limit, unit)}")
-        ax.legend(fontsize=8)
-    elif goal.baseline in s and s[goal.baseline].median:
-        ax.axhline(
-            goal.limit * s[goal.baseline].median,  # type: ignore[operator]
-            color="tab:red",
-            ls="--",
-            lw=1,
-            label=f"goal {goal.limit}x baseline",
-        )
+    styles = ("--", ":", "-.")
+    for index, goal in enumerate(bench.goals):
+        style = styles[index % len(styles)]
+        name = f" ({goal.subject.split('/', 1)[1]})" if len(bench.goals) > 1 else ""
+        if goal.baseline is None:
+            ax.axhline(
+                goal.limit, color="tab:red", ls=style, lw=1, label=f"goal{name} {fmt(goal.limit, unit)}"
+            )
+        elif goal.baseline in s and s[goal.baseline].median:
+            ax.axhline(
+                goal.limit * s[goal.baseline].median,  # type: ignore[operator]
+                color="tab:red",
+                ls=style,
+                lw=1,
+                label=f"goal{name} {goal.limit}x {goal.baseline.split('/', 1)[1]}",
+            )
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
 
 
@@ -100,6 +111,10 @@ def _profile(ax: Any, profiles: list[dict[str, float]]) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("seconds after cluster.up was called (median)")
     ax.set_title(f"P1: where compose up time goes (dask, N={WORKERS})", fontsize=9)
+
+
+def _verdict(goal: Goal, s: dict[str, Series]) -> str:
+    return {True: "met", False: "MISSED", None: "n/a"}[evaluate(goal, s)[1]]
 
 
 def plot(results: Results, benches: dict[str, BenchDef], only: list[str], path: Path) -> None:
@@ -121,9 +136,8 @@ def plot(results: Results, benches: dict[str, BenchDef], only: list[str], path: 
     for ax, code in zip(flat, panels, strict=False):
         bench = benches[code]
         present = [s[k] for k in bench.keys if k in s and s[k].values]
-        _, met = evaluate(bench.goal, s)
-        verdict = {True: "met", False: "MISSED", None: "n/a"}[met]
-        title = f"{bench.title}\ngoal: {bench.goal.text} ({verdict})"
+        goals = "; ".join(f"{g.text} ({_verdict(g, s)})" for g in bench.goals)
+        title = f"{bench.title}\ngoal: {goals}"
         ax.set_title("\n".join(textwrap.fill(line, 62) for line in title.splitlines()), fontsize=9)
         if not present:
             ax.text(0.5, 0.5, "no successful runs", ha="center", va="center", transform=ax.transAxes)

@@ -22,6 +22,8 @@ def fmt(value: float | None, unit: str) -> str:
         return "n/a"
     if unit == "tasks/s":
         return f"{value:,.0f} tasks/s"
+    if unit == "MB":
+        return f"{value:.0f} MB"
     return f"{value:.2f} s"
 
 
@@ -33,17 +35,23 @@ def fmt_met(met: bool | None) -> str:
     return {True: "yes", False: "**NO**", None: "n/a"}[met]
 
 
-def bench_rows(bench: BenchDef, s: dict[str, Series]) -> list[tuple[Series, str, bool]]:
-    """(series, ratio text, is the goal's subject) for each series of ``bench`` that ran."""
+def bench_rows(bench: BenchDef, s: dict[str, Series]) -> list[tuple[Series, str, Goal | None]]:
+    """(series, ratio text, the goal it is the subject of) for each series of ``bench`` that ran."""
     rows = []
     for key in bench.keys:
         x = s.get(key)
         if x is None:
             continue
         base = bench.baseline_of(key)
-        text = "baseline" if key == base else fmt_ratio(ratio(s, key, base))
-        rows.append((x, text, key == bench.goal.subject))
+        text = "" if not base else "baseline" if key == base else fmt_ratio(ratio(s, key, base))
+        rows.append((x, text, bench.goal_of(key)))
     return rows
+
+
+def verdict(bench: BenchDef, s: dict[str, Series]) -> bool | None:
+    """False if a goal of ``bench`` is missed, None if one could not be evaluated, else True."""
+    mets = [evaluate(g, s)[1] for g in bench.goals]
+    return False if False in mets else None if None in mets else True
 
 
 def measured(goal: Goal, s: dict[str, Series]) -> str:
@@ -51,6 +59,9 @@ def measured(goal: Goal, s: dict[str, Series]) -> str:
     value, _ = evaluate(goal, s)
     if goal.baseline is None:
         return fmt(value, s[goal.subject].unit if goal.subject in s else "s")
+    if goal.beside is not None:
+        key, name = goal.beside
+        return f"{fmt_ratio(value)} (vs {name}: {fmt_ratio(ratio(s, goal.subject, key))})"
     if goal.ref_subject is None:
         return fmt_ratio(value)
     sides = [
@@ -171,8 +182,58 @@ def header(results: Results, only: list[str], counts: tuple[int, ...]) -> list[s
             "; one warm-up round of P1/P1b/P2/P3/P5 was run first and discarded."
             if warmup
             else "; no warm-up round."
+        )
+        + (
+            " P8w / P8s time whole `pytest` runs (a fresh process each); their warm rows run after "
+            "their baselines, with the kept cluster up, then removed by `clusterkit gc --reuse`."
+            if {"P8w", "P8s"} & set(only)
+            else ""
         ),
     ]
+    return lines
+
+
+def summary(results: Results, benches: dict[str, BenchDef], only: list[str], fresh: Any) -> list[str]:
+    s = results.series
+    lines = ["", "## Summary", "", "| benchmark | goal | measured (medians) | met? |", "|---|---|---|---|"]
+    for code in only:
+        bench = benches[code]
+        for goal in bench.goals:
+            met = evaluate(goal, s)[1]
+            lines.append(f"| {bench.title} | {goal.text} | {measured(goal, s)} | {fmt_met(met)} |")
+    for _, title, goal_text, text, met in fresh_rows(fresh):
+        lines.append(f"| {title} | {goal_text} | {text} | {fmt_met(met)} |")
+    return [*lines, "", FRESH_NOTE]
+
+
+def bench_section(results: Results, bench: BenchDef, benches: dict[str, BenchDef]) -> list[str]:
+    """The table of one benchmark, its notes (or analysis), its phases and profile."""
+    s = results.series
+    lines = [
+        "",
+        f"## {bench.title}",
+        "",
+        "| what | runtime | median | min | max | runs | ratio vs baseline | goal | met? |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x, ratio_text, goal in bench_rows(bench, s):
+        met = fmt_met(evaluate(goal, s)[1]) if goal else ""
+        lines.append(
+            f"| {x.what} | {x.runtime} | {fmt(x.median, x.unit)} | {fmt(x.low, x.unit)} | "
+            f"{fmt(x.high, x.unit)} | {runs_text(x)} | {ratio_text} | {goal.text if goal else ''} | {met} |"
+        )
+    why = analysis(bench.code, results, benches)
+    met_all = verdict(bench, s)
+    lines.append("")
+    if met_all is False:
+        lines.append("Analysis: " + (why or "(no profile data)"))
+    elif met_all is None:
+        lines.append("Analysis: the goal could not be evaluated (see the failed runs below). " + why)
+    elif why:
+        lines.append("Notes: " + why)
+    lines += phase_section(results, bench)
+    if bench.code in ("P1", "P2"):
+        lines += profile_section(results, "dask" if bench.code == "P1" else "spark")
     return lines
 
 
@@ -185,48 +246,15 @@ def report(
 ) -> str:
     """RESULTS.md as text; ``fresh``: what ``python -m benchmarks.fresh`` stored (P7a / P7b)."""
     s = results.series
-    lines = header(results, only, counts)
-    lines += ["", "## Summary", "", "| benchmark | goal | measured (medians) | met? |", "|---|---|---|---|"]
+    lines = header(results, only, counts) + summary(results, benches, only, fresh)
     for code in only:
-        bench = benches[code]
-        _, met = evaluate(bench.goal, s)
-        lines.append(f"| {bench.title} | {bench.goal.text} | {measured(bench.goal, s)} | {fmt_met(met)} |")
-    for _, title, goal, text, met in fresh_rows(fresh):
-        lines.append(f"| {title} | {goal} | {text} | {fmt_met(met)} |")
-    lines += ["", FRESH_NOTE]
-    for code in only:
-        bench = benches[code]
-        _, met = evaluate(bench.goal, s)
-        lines += [
-            "",
-            f"## {bench.title}",
-            "",
-            "| what | runtime | median | min | max | runs | ratio vs baseline | goal | met? |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for x, ratio_text, is_goal in bench_rows(bench, s):
-            lines.append(
-                f"| {x.what} | {x.runtime} | {fmt(x.median, x.unit)} | {fmt(x.low, x.unit)} | "
-                f"{fmt(x.high, x.unit)} | {runs_text(x)} | {ratio_text} | {bench.goal.text if is_goal else ''} | "
-                f"{fmt_met(met) if is_goal else ''} |"
-            )
-        why = analysis(code, results, benches)
-        lines.append("")
-        if met is False:
-            lines.append("Analysis: " + (why or "(no profile data)"))
-        elif met is None:
-            lines.append("Analysis: the goal could not be evaluated (see the failed runs below). " + why)
-        elif why:
-            lines.append("Notes: " + why)
-        lines += phase_section(results, bench)
-        if code in ("P1", "P2"):
-            lines += profile_section(results, "dask" if code == "P1" else "spark")
+        lines += bench_section(results, benches[code], benches)
     ones = results.extras.get("one-offs")
     if ones:
         lines += ["", "## One-off costs (median of 3)", "", "| what | time |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in ones.items()]
     if results.warmups:
-        lines += ["", "## Warm-up round (discarded)", ""] + [f"- {w}" for w in results.warmups]
+        lines += ["", "## Warm-up runs (discarded)", ""] + [f"- {w}" for w in results.warmups]
     failed = [x for x in s.values() if x.errors]
     if failed:
         lines += ["", "## Failed runs", ""]
@@ -285,10 +313,10 @@ def print_table(
     up_keys: list[str] = []
     for code in only:
         bench = benches[code]
-        _, met = evaluate(bench.goal, results.series)
         up_keys += [k for k in bench.keys if k in results.phases]
-        for x, ratio_text, is_goal in bench_rows(bench, results.series):
-            met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[met] if is_goal else ""
+        for x, ratio_text, goal in bench_rows(bench, results.series):
+            met = evaluate(goal, results.series)[1] if goal else None
+            met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[met] if goal else ""
             table.add_row(
                 code,
                 x.what,
@@ -298,12 +326,14 @@ def print_table(
                 fmt(x.high, x.unit),
                 runs_text(x),
                 ratio_text,
-                bench.goal.text if is_goal else "",
+                goal.text if goal else "",
                 met_text,
             )
-    for code, title, goal, text, met in fresh_rows(fresh):
-        met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[met]
-        table.add_row(code, title.split(": ", 1)[1], "benchmarks.fresh", text, "", "", "", "", goal, met_text)
+    for code, title, goal_text, text, fresh_met in fresh_rows(fresh):
+        met_text = {True: "[green]yes", False: "[red]NO", None: "[yellow]n/a"}[fresh_met]
+        table.add_row(
+            code, title.split(": ", 1)[1], "benchmarks.fresh", text, "", "", "", "", goal_text, met_text
+        )
     console.print(table)
     if not up_keys:
         return
