@@ -146,8 +146,10 @@ def _event_clauses(marks: list[dict[str, float]]) -> list[tuple[str, float | Non
         ("`image` to `start` event (image check, ports free)", span(marks, "image event", "start event")),
         ("`start` event to the scheduler container created", span(marks, "start event", "scheduler create")),
         ("created to started", span(marks, "scheduler create", "scheduler start")),
-        ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
-        ("healthy to the first worker started", span(marks, "scheduler healthy", "worker start (first)")),
+        (
+            "scheduler started to the first worker started",
+            span(marks, "scheduler start", "worker start (first)"),
+        ),
         ("first to last worker started", span(marks, "worker start (first)", "worker start (last)")),
         ("last worker started to the `wait` event", span(marks, "worker start (last)", "wait event")),
         ("`wait` to `ready` (every worker registered)", span(marks, "wait event", "ready event")),
@@ -159,8 +161,10 @@ def _engine_clauses(marks: list[dict[str, float]]) -> list[tuple[str, float | No
     """Where the compose ``up`` went, from the engine's container events alone."""
     return [
         ("scheduler container created at", mark_median(marks, "scheduler create")),
-        ("scheduler started to healthy", span(marks, "scheduler start", "scheduler healthy")),
-        ("healthy to the first worker started", span(marks, "scheduler healthy", "worker start (first)")),
+        (
+            "scheduler started to the first worker started",
+            span(marks, "scheduler start", "worker start (first)"),
+        ),
         ("last worker started to `up` returned", span(marks, "worker start (last)", "up returned")),
     ]
 

@@ -24,10 +24,9 @@ PHASES: tuple[tuple[str, str | None, str | None], ...] = (
 #: Rows of the compose profile: (mark, label).
 PROFILE_ROWS = (
     ("image event", "`image` event: checking the node image"),
-    ("start event", "`start` event: the Compose tool runs"),
+    ("start event", "`start` event: the containers are created (engine API, all at once)"),
     ("scheduler create", "scheduler container created"),
     ("scheduler start", "scheduler container started"),
-    ("scheduler healthy", "scheduler healthy (its healthcheck passed)"),
     ("worker create (first)", "first worker container created"),
     ("worker start (first)", "first worker container started"),
     ("worker start (last)", "last worker container started"),
