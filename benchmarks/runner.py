@@ -57,6 +57,15 @@ def quiet_logs() -> None:
     warnings.filterwarnings("ignore", message="Mismatched versions found")
 
 
+def close_local(client: Any, cluster: Any) -> None:
+    """Close what a LocalCluster round left open (after a failure too), then quiet the logs again."""
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+    quiet_logs()
+
+
 def run_tasks(client: Any, workers: int, count: int = TASKS) -> float:
     """Tasks per second for ``count`` tiny tasks mapped and gathered (after a small warm-up)."""
     client.wait_for_workers(workers)
@@ -337,11 +346,7 @@ class Runner:
             if key and not warmup:
                 self.results.add(key, error=_message(e), **meta[key])
         finally:
-            if client is not None:
-                client.close()
-            if lc is not None:
-                lc.close()
-            quiet_logs()
+            close_local(client, lc)
 
     def localcluster_up_down(self, workers: int, key: str, meta: dict[str, dict[str, Any]]) -> None:
         """P8's baseline: LocalCluster + Client until every worker is registered, then closed (all timed)."""

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.runner import UP_TIMEOUT, _message, quiet_logs
+from benchmarks.runner import UP_TIMEOUT, _message, close_local
 
 if TYPE_CHECKING:
     from benchmarks.runner import Runner
@@ -167,8 +167,4 @@ def localcluster_up_close(runner: Runner, workers: int, up_key: str, close_key: 
         runner.say(f"[red]{label} failed: {_message(e).splitlines()[0]}")
         runner.results.add(key, error=_message(e), **meta[key])
     finally:
-        if client is not None:
-            client.close()
-        if lc is not None:
-            lc.close()
-        quiet_logs()
+        close_local(client, lc)
