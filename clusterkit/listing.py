@@ -175,7 +175,7 @@ def held_by_live_owner(rt: Runtime, name: str) -> bool:
         return records.owner_alive(found)
     owner = record.get("owner") or {}
     if record.get("held") and owner.get("pid"):
-        return records.alive(int(owner["pid"]), owner.get("started"))
+        return records.alive(int(owner["pid"]), owner.get("started"), owner.get("ticks"))
     return False
 
 
@@ -242,6 +242,8 @@ def _abandoned_here() -> list[tuple[str, str]]:
         found = {labels.SESSION_PID: str(owner["pid"])}
         if owner.get("started"):
             found[records.OWNER_STARTED] = f"{owner['started']:.3f}"
+        if owner.get("ticks") is not None:
+            found[records.OWNER_TICKS] = str(owner["ticks"])
         if records.orphaned(name, found):
             gone.append(("local", name))
     return gone

@@ -34,6 +34,9 @@ from clusterkit.paths import run_root
 
 #: When the owning process started (with ``labels.SESSION_PID``: a recycled PID is not the owner).
 OWNER_STARTED = "clusterkit.session-started"
+#: The same, in the kernel's clock ticks since boot: what :func:`alive` compares where it can
+#: (a wall-clock step moves ``OWNER_STARTED`` as psutil reads it, and a live owner looked dead).
+OWNER_TICKS = "clusterkit.session-ticks"
 #: ``1`` on resources whose owner holds them for its whole life (a pytest session).
 HELD = "clusterkit.held"
 
@@ -141,10 +144,23 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``; else ``None``).
+
+    Unlike ``create_time`` (boot time plus this, in wall-clock seconds), it does
+    not move when the machine's clock is stepped: equal ticks, same process.
+    """
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22, counted after the command name
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def owner(pid: int | None = None) -> dict[str, Any]:
-    """``{"pid", "started"}`` of this process (or of ``pid``)."""
+    """``{"pid", "started", "ticks"}`` of this process (or of ``pid``)."""
     pid = pid or os.getpid()
-    return {"pid": pid, "started": process_start_time(pid)}
+    return {"pid": pid, "started": process_start_time(pid), "ticks": start_ticks(pid)}
 
 
 def owner_labels(pid: int | None = None) -> dict[str, str]:
@@ -154,11 +170,16 @@ def owner_labels(pid: int | None = None) -> dict[str, str]:
     return {
         labels.SESSION_PID: str(found["pid"]),
         **({OWNER_STARTED: f"{started:.3f}"} if started is not None else {}),
+        **({OWNER_TICKS: str(found["ticks"])} if found["ticks"] is not None else {}),
     }
 
 
-def alive(pid: int, started: float | None) -> bool:
-    """Is process ``pid`` still the one that started at ``started``?"""
+def alive(pid: int, started: float | None, ticks: int | str | None = None) -> bool:
+    """Is process ``pid`` still the one that started at ``started`` (or at ``ticks``, where known)?"""
+    if ticks is not None:
+        found = start_ticks(int(pid))
+        if found is not None:
+            return found == int(ticks)
     now = process_start_time(int(pid))
     return now is not None and (started is None or abs(now - float(started)) < 1.0)
 
@@ -169,7 +190,7 @@ def owner_alive(found: Mapping[str, str]) -> bool:
     if pid is None:
         return True
     started = found.get(OWNER_STARTED)
-    return alive(int(pid), float(started) if started else None)
+    return alive(int(pid), float(started) if started else None, found.get(OWNER_TICKS))
 
 
 def orphaned(name: str, resource_labels: Mapping[str, str]) -> bool:

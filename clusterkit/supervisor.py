@@ -145,23 +145,23 @@ def stop_detached(name: str, timeout: float = 10) -> Callable[[], None]:
     from clusterkit import records
 
     found = records.load(name).get("supervisor") or {}
-    pid, started = found.get("pid"), found.get("started")
-    if not pid or not records.alive(int(pid), started):
+    pid, started, ticks = found.get("pid"), found.get("started"), found.get("ticks")
+    if not pid or not records.alive(int(pid), started, ticks):
         return lambda: None
     try:
         os.kill(int(pid), signal.SIGTERM)
     except ProcessLookupError:
         return lambda: None
-    return lambda: _await_end(int(pid), started, timeout)
+    return lambda: _await_end(int(pid), started, timeout, ticks)
 
 
-def _await_end(pid: int, started: float | None, timeout: float) -> None:
+def _await_end(pid: int, started: float | None, timeout: float, ticks: int | None = None) -> None:
     from clusterkit import records
     from clusterkit.errors import StartupTimeout
     from clusterkit.waiting import NotReady, wait_for
 
     def gone() -> None:
-        if records.alive(pid, started):
+        if records.alive(pid, started, ticks):
             _reap(pid)
             raise NotReady(f"supervisor pid {pid} still running")
 

@@ -327,15 +327,25 @@ class ContainerRuntime(Runtime):
 
 
 def log_excerpt(text: str, lines: int = 8) -> list[str]:
-    """The last ``lines`` of a log, and the last error line above them if they miss it.
+    """The last ``lines`` of a log without Python stack frames, and the last error line above them.
 
     A Python crash ends with its outermost exception ("Scheduler failed to
     start"); the cause ("ValueError: unknown address scheme ...") is further up.
+    Stack frames say where, not what: they would fill the excerpt (and read as
+    this command's own traceback), so they are left to ``clusterkit logs``.
 
     >>> log_excerpt("a\\nValueError: bad scheme\\n\\nx\\ny\\nz", lines=2)
     ['ValueError: bad scheme', '...', 'y', 'z']
+    >>> log_excerpt("failed\\nTraceback (most recent call last):\\n  File \\"x.py\\"\\n    f()\\nOSError: no", lines=3)
+    ['failed', 'OSError: no']
     """
-    found = text.rstrip().splitlines()
+    found, inside = [], False
+    for line in text.rstrip().splitlines():
+        if line.lstrip().startswith("Traceback (most recent call last)"):
+            inside = True
+        elif not (inside and (line.startswith(" ") or not line.strip())):
+            inside = False
+            found.append(line)
     tail = found[-lines:]
     errors = [line for line in found[:-lines] if re.match(r"^\w+(Error|Exception)\b.*:", line.strip())]
     return [errors[-1].strip(), "...", *tail] if errors else tail

@@ -54,7 +54,11 @@ class _Node:
     def process(self) -> psutil.Process | None:
         try:
             proc = psutil.Process(self.pid)
-            if abs(proc.create_time() - float(self.record["create_time"])) > 1.0:
+            ticks = records.start_ticks(self.pid) if self.record.get("ticks") is not None else None
+            if ticks is not None:  # exact, whatever the wall clock did since (records.start_ticks)
+                if ticks != int(self.record["ticks"]):
+                    return None  # the PID was recycled: not ours
+            elif abs(proc.create_time() - float(self.record["create_time"])) > 1.0:
                 return None  # the PID was recycled: not ours
             if proc.status() == psutil.STATUS_ZOMBIE:
                 self.reap()
@@ -244,6 +248,7 @@ class LocalRuntime(Runtime):
                 )
         record = {"role": role, "node": node, "pid": proc.pid, "log": str(log_path)}
         record["create_time"] = psutil.Process(proc.pid).create_time()
+        record["ticks"] = records.start_ticks(proc.pid)
         state["processes"].append(record)
         self._save(spec.name, state)
 

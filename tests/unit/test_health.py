@@ -153,6 +153,9 @@ def test_orphaned(run_dir, record, held_label, orphan):
 def test_a_recycled_pid_is_not_the_owner():
     labels = records.owner_labels()
     labels[records.OWNER_STARTED] = "12.000"  # this PID, but a process that started long ago
+    labels[records.OWNER_TICKS] = "1200"
+    assert records.owner_alive(labels) is False
+    del labels[records.OWNER_TICKS]  # labels of a clusterkit that wrote no ticks: the start time decides
     assert records.owner_alive(labels) is False
 
 
